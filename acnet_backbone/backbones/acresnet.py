@@ -1,0 +1,160 @@
+from typing import Dict, Iterator, List, Tuple
+
+from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
+from mmdet.registry import MODELS
+from torch import nn
+
+from ..fusion import fold_bias_into_bn
+from ..layers import ACB_MODES, ACBranches, ACConv2d
+from .base import ResNetWithTop
+
+
+def acb_sites(block: nn.Module) -> List[Tuple[str, str]]:
+    """``(conv, following norm)`` attribute names of a residual block's 3x3
+    convs."""
+    if isinstance(block, Bottleneck):
+        return [('conv2', 'norm2')]
+    if isinstance(block, BasicBlock):
+        return [('conv1', 'norm1'), ('conv2', 'norm2')]
+    return []
+
+
+@MODELS.register_module()
+class ACResNet(ResNetWithTop):
+    """ResNet whose residual-block 3x3 convs carry Asymmetric Convolution
+    Blocks.
+
+    From "ACNet: Strengthening the Kernel Skeletons for Powerful CNN via
+    Asymmetric Convolution Blocks" (Ding et al., ICCV 2019; reference code
+    DingXiaoH/ACNet), built on mmdet's ``ResNet``. Every plain 3x3
+    ``nn.Conv2d`` of the residual blocks (Bottleneck ``conv2``, BasicBlock
+    ``conv1`` and ``conv2``) becomes an :class:`ACConv2d`: the square conv
+    keeps its weight and key, and a ``1x3`` conv + BN and a ``3x1`` conv + BN
+    are added to its output before the block's own norm. Stem and 1x1 convs
+    are untouched, so plain ResNet checkpoints (mmdet, ``torchvision://``)
+    load unchanged. Convs that cannot be fused exactly keep their type and get
+    no ACB: deformable convs (``dcn``) and weight-transforming ``conv_cfg``
+    such as ``ConvWS``.
+
+    :meth:`switch_to_deploy` folds every branch into its square kernel and the
+    branch BN biases into the following norm's running mean: the result holds
+    no ACB module and its ``state_dict`` loads strictly into mmdet's
+    ``ResNet`` with the same arguments.
+
+    Args:
+        depth (int): 18, 34, 50, 101 or 152.
+        acb_mode (str): ``'bn'`` (ACNet, a BN per branch) or ``'online'`` (a
+            learnable per-channel scale per branch, the kernels merged into
+            one conv every forward). Defaults to 'bn'.
+        acb_gamma_init (float): initial gamma (scale) of the asymmetric
+            branches; with 0 the network computes exactly the plain ResNet's
+            function at step 0. Survives ``init_weights``. Defaults to 0.0.
+        deploy (bool): build the fused (stock ResNet) structure. Defaults to
+            False.
+        include_top, num_classes, top_pool, upsample: see
+            :class:`~acnet_backbone.backbones.base.ResNetWithTop`.
+        **kwargs: every keyword of mmdet's ``ResNet``.
+
+    Example:
+        >>> import torch
+        >>> from acnet_backbone import ACResNet
+        >>> net = ACResNet(18, acb_gamma_init=0.5).eval()
+        >>> x = torch.rand(1, 3, 64, 64)
+        >>> [tuple(o.shape) for o in net(x)]
+        [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)]
+        >>> before = net(x)
+        >>> net.switch_to_deploy()
+        >>> all(torch.allclose(a, b, atol=1e-4)
+        ...     for a, b in zip(before, net(x)))
+        True
+    """
+
+    def __init__(self,
+                 depth: int,
+                 acb_mode: str = 'bn',
+                 acb_gamma_init: float = 0.0,
+                 deploy: bool = False,
+                 **kwargs) -> None:
+        if acb_mode not in ACB_MODES:
+            raise ValueError(f'acb_mode must be one of {ACB_MODES}, got '
+                             f'{acb_mode!r}')
+        # read by make_res_layer, which ResNet.__init__ calls
+        self.acb_mode = acb_mode
+        self.acb_gamma_init = float(acb_gamma_init)
+        self.deploy = deploy
+        super().__init__(depth, **kwargs)
+
+    def make_res_layer(self, **kwargs) -> nn.Module:
+        layer = super().make_res_layer(**kwargs)
+        if self.deploy:
+            return layer
+        for block in layer:
+            for conv_name, _ in acb_sites(block):
+                conv = getattr(block, conv_name)
+                # exact type: DCN and ConvWS-like convs cannot fuse exactly
+                if type(conv) is nn.Conv2d and conv.kernel_size == (3, 3):
+                    setattr(block, conv_name, ACConv2d.from_conv(
+                        conv, acb_mode=self.acb_mode,
+                        norm_cfg=kwargs.get('norm_cfg'),
+                        gamma_init=self.acb_gamma_init))
+        return layer
+
+    def acb_modules(self) -> Iterator[Tuple[str, ACConv2d]]:
+        """``(name, module)`` of every ACB conv."""
+        for name, module in self.named_modules():
+            if isinstance(module, ACConv2d):
+                yield name, module
+
+    def _after_default_init(self) -> None:
+        super()._after_default_init()
+        for module in self.modules():
+            if isinstance(module, ACBranches):
+                module.reset_gamma()
+
+    def _expected_missing(self, key: str) -> bool:
+        return '.acb.' in key
+
+    def switch_to_deploy(self) -> None:
+        """Fold every ACB into its square conv, in place (eval semantics).
+
+        Idempotent. Afterwards the backbone is mmdet's stock ``ResNet``
+        structure with fused weights.
+
+        Raises:
+            TypeError: a norm after an ACB cannot absorb the branches' bias
+                (nothing has been changed then).
+        """
+        if self.deploy:
+            return
+        plans: List[Tuple[nn.Module, str, nn.Module, Dict]] = []
+        for layer_name in self.res_layers:
+            for idx, block in enumerate(getattr(self, layer_name)):
+                for conv_name, norm_name in acb_sites(block):
+                    conv = getattr(block, conv_name)
+                    if not isinstance(conv, ACConv2d):
+                        continue
+                    where = f'{layer_name}.{idx}'
+                    try:
+                        plain, extra = conv.fuse()
+                    except (TypeError, ValueError) as err:
+                        raise TypeError(f'{where}.{conv_name}: {err}') from None
+                    norm = getattr(block, norm_name)
+                    where = f'{where}.{norm_name}'
+                    plans.append((block, conv_name, plain,
+                                  dict(extra=extra, norm=norm, where=where)))
+        # check all before changing anything: never leave a half-fused model
+        from torch.nn.modules.batchnorm import _BatchNorm
+        for _, _, _, info in plans:
+            if info['extra'] is not None and not (
+                    isinstance(info['norm'], _BatchNorm)
+                    and info['norm'].running_mean is not None):
+                raise TypeError(
+                    f'{info["where"]} is a {type(info["norm"]).__name__}, '
+                    'which cannot absorb the bias of the fused asymmetric '
+                    'branches: only a batch norm with running statistics can '
+                    '(use BN/SyncBN, or acb_mode="online")')
+        for block, conv_name, plain, info in plans:
+            if info['extra'] is not None:
+                fold_bias_into_bn(info['extra'], info['norm'])
+            setattr(block, conv_name, plain)
+        self.deploy = True

@@ -1,0 +1,1 @@
+"""Deployment: fuse ACBs into plain convs, write stock-mmdet files, export."""

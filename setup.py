@@ -1,0 +1,39 @@
+from setuptools import find_packages, setup
+
+
+def read_version():
+    scope = {}
+    with open('acnet_backbone/version.py') as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+setup(
+    name='acnet_backbone',
+    version=read_version(),
+    description='ACNet (Asymmetric Convolution Block) ResNet backbones for '
+    'MMDetection 3.x, with exact fusion into a stock ResNet and ONNX export',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.8',
+    packages=find_packages(include=['acnet_backbone', 'acnet_backbone.*']),
+    package_data={'acnet_backbone': ['data/*.txt']},
+    # Ranges, not pins: an existing mmcv (a build with ops) satisfies them and
+    # is never rebuilt. mmcv itself is built by tools/setup_env.sh where absent.
+    install_requires=[
+        'torch>=2.0',
+        'mmengine>=0.10.0,<1.0',
+        'mmcv>=2.0.0rc4,<2.2.0',
+        'mmdet>=3.0.0,<3.4',
+        'numpy',
+        'matplotlib',
+    ],
+    extras_require={
+        'dev': [
+            'pytest', 'pytest-xdist', 'pytest-timeout', 'hypothesis',
+            'onnx', 'onnxruntime', 'onnxscript', 'torchvision'
+        ],
+    },
+    license='Apache-2.0',
+    zip_safe=False,
+)

@@ -1,0 +1,17 @@
+import os
+import sys
+
+import pytest
+import torch
+
+from acnet_backbone.testing import randomize_bn, rel_err  # noqa: F401
+
+sys.path.insert(0, os.path.dirname(__file__))
+# one thread per xdist worker, so that parallel workers do not oversubscribe
+torch.set_num_threads(1 if os.environ.get('PYTEST_XDIST_WORKER') else
+                      max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

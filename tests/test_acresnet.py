@@ -1,0 +1,255 @@
+import pytest
+import torch
+from mmdet.models.backbones import ResNet
+from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
+from mmdet.registry import MODELS
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from acnet_backbone import ACConv2d, ACResNet, fuse_model
+from conftest import randomize_bn, rel_err
+
+TINY = dict(base_channels=8, stem_channels=8)
+
+
+def acb_count(model):
+    return sum(isinstance(m, ACConv2d) for m in model.modules())
+
+
+def test_registered_and_built_from_config():
+    net = MODELS.build(dict(type='ACResNet', depth=18, **TINY))
+    assert isinstance(net, ACResNet)
+    assert acb_count(net) == 16  # 8 BasicBlocks x conv1, conv2
+
+
+def test_bad_depth_and_mode():
+    with pytest.raises(KeyError):
+        ACResNet(20)
+    with pytest.raises(ValueError, match='acb_mode'):
+        ACResNet(18, acb_mode='nope')
+
+
+@pytest.mark.parametrize('depth, count', [(18, 16), (34, 32), (50, 16),
+                                          (101, 33), (152, 50)])
+def test_acb_sites_per_depth(depth, count):
+    net = ACResNet(depth, base_channels=4, stem_channels=4)
+    assert acb_count(net) == count
+    for m in net.modules():
+        if isinstance(m, Bottleneck):
+            assert isinstance(m.conv2, ACConv2d)
+            assert type(m.conv1) is nn.Conv2d and type(m.conv3) is nn.Conv2d
+    assert type(net.conv1) is nn.Conv2d  # stem untouched
+
+
+def test_plain_keys_are_a_subset():
+    plain = ResNet(50, **TINY).state_dict()
+    ac = ACResNet(50, **TINY).state_dict()
+    assert set(plain) < set(ac)
+    assert all('.acb.' in k for k in set(ac) - set(plain))
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(depth=18),
+    dict(depth=50),
+    dict(depth=50, style='caffe'),
+    dict(depth=50, strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)),
+    dict(depth=18, deep_stem=True, avg_down=True),
+    dict(depth=50, out_indices=(1, 3), num_stages=4),
+    dict(depth=34, num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 2),
+         out_indices=(0, 2)),
+])
+@pytest.mark.parametrize('mode', ['bn', 'online'])
+def test_fused_equals_stock_resnet(kwargs, mode):
+    args = dict(TINY, **kwargs)
+    net = randomize_bn(ACResNet(acb_mode=mode, acb_gamma_init=0.8, **args))
+    with torch.no_grad():  # online scales too, so nothing is trivially zero
+        for m in net.modules():
+            if hasattr(m, 'hor_scale'):
+                m.hor_scale.uniform_(0.5, 1.5)
+                m.ver_scale.uniform_(-1.5, -0.5)
+    net = net.double().eval()
+    x = torch.randn(2, 3, 67, 45, dtype=torch.float64)
+    before = net(x)
+    net.switch_to_deploy()
+    assert acb_count(net) == 0 and net.deploy
+    stock = ResNet(**args).double()
+    stock.eval()  # mmdet's ResNet.train() returns None: no chaining
+    stock.load_state_dict(net.state_dict(), strict=True)
+    after = stock(x)
+    assert len(after) == len(before)
+    for a, b in zip(after, before):
+        assert rel_err(a, b) <= 1e-9
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    net.switch_to_deploy()  # idempotent
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+
+
+def test_fused_float32_tolerance():
+    net = randomize_bn(ACResNet(50, acb_gamma_init=1.0, **TINY)).eval()
+    x = torch.randn(1, 3, 96, 128)
+    before = net(x)
+    fused = fuse_model(net)  # copies by default
+    assert acb_count(net) > 0 and acb_count(fused) == 0
+    for a, b in zip(fused(x), before):
+        assert rel_err(a, b) <= 1e-4
+
+
+def test_deploy_true_builds_stock_structure():
+    net = ACResNet(50, deploy=True, **TINY)
+    assert acb_count(net) == 0
+    assert set(net.state_dict()) == set(ResNet(50, **TINY).state_dict())
+
+
+def test_gamma_zero_is_plain_resnet_and_survives_init_weights():
+    torch.manual_seed(1)
+    net = ACResNet(18, **TINY)
+    net.init_weights()
+    for m in net.modules():
+        if isinstance(m, ACConv2d):
+            assert torch.equal(m.acb.hor_bn.weight, torch.zeros(8 * m.out_channels // 8))
+    stock = ResNet(18, **TINY)
+    missing, unexpected = stock.load_state_dict(net.state_dict(), strict=False)
+    assert not missing
+    net.train()
+    stock.train()
+    x = torch.randn(2, 3, 64, 64)
+    for a, b in zip(net(x), stock(x)):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_gamma_init_value_survives_default_init():
+    net = ACResNet(18, acb_gamma_init=0.25, **TINY)
+    net.init_weights()
+    values = {float(v) for m in net.modules() if isinstance(m, ACConv2d)
+              for p in m.acb.gamma_params().values() for v in p}
+    assert values == {0.25}
+
+
+def test_train_returns_self_frozen_stages_and_norm_eval():
+    net = ACResNet(18, frozen_stages=1, norm_eval=True, **TINY)
+    assert net.train() is net
+    for p in net.layer1.parameters():
+        assert not p.requires_grad
+    for m in net.modules():
+        if isinstance(m, _BatchNorm):
+            assert not m.training
+    assert all(p.requires_grad for p in net.layer2.parameters())
+    net = ACResNet(18, norm_eval=False, **TINY).train()
+    assert net.layer1[0].conv1.acb.hor_bn.training
+
+
+def test_zero_init_residual_kept():
+    net = ACResNet(50, zero_init_residual=True, acb_gamma_init=0.5, **TINY)
+    net.init_weights()
+    for m in net.modules():
+        if isinstance(m, Bottleneck):
+            assert torch.equal(m.norm3.weight, torch.zeros_like(m.norm3.weight))
+            assert torch.all(m.conv2.acb.hor_bn.weight == 0.5)
+    net = ACResNet(18, zero_init_residual=True, **TINY)
+    net.init_weights()
+    for m in net.modules():
+        if isinstance(m, BasicBlock):
+            assert torch.equal(m.norm2.weight, torch.zeros_like(m.norm2.weight))
+
+
+def test_with_cp_backward_and_gradients_reach_branches():
+    net = ACResNet(18, with_cp=True, acb_gamma_init=0.5, **TINY).train()
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    sum(o.sum() for o in net(x)).backward()
+    conv = net.layer2[0].conv1
+    assert conv.acb.hor_conv.weight.grad is not None
+    assert conv.acb.hor_conv.weight.grad.abs().sum() > 0
+
+
+def test_out_shapes_tiny():
+    net = ACResNet(50, **TINY).eval()
+    outs = net(torch.rand(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [
+        (1, 32, 16, 16), (1, 64, 8, 8), (1, 128, 4, 4), (1, 256, 2, 2)]
+
+
+def test_weight_transforming_conv_cfg_gets_no_acb():
+    net = ACResNet(18, conv_cfg=dict(type='ConvWS'), **TINY)
+    assert acb_count(net) == 0
+
+
+def test_dcn_stages_get_no_acb():
+    net = ACResNet(50, dcn=dict(type='DCN', deform_groups=1,
+                                fallback_on_stride=False),
+                   stage_with_dcn=(False, True, True, True), **TINY)
+    assert acb_count(net) == 3  # only layer1's three Bottlenecks
+    assert all(type(b.conv2).__name__ == 'DeformConv2dPack'
+               for b in net.layer2)
+
+
+def test_group_norm_refuses_to_fuse_and_changes_nothing():
+    # GN everywhere: the branch norms themselves cannot be folded
+    net = ACResNet(18, norm_cfg=dict(type='GN', num_groups=2), **TINY).eval()
+    with pytest.raises(TypeError, match=r'layer1\.0\.conv1: cannot fuse '
+                       'GroupNorm'):
+        net.switch_to_deploy()
+    # BN branches but a GN after the sum: it cannot absorb the branch bias
+    net = ACResNet(18, **TINY).eval()
+    block = net.layer2[1]
+    setattr(block, block.norm2_name, torch.nn.GroupNorm(2, 16))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(TypeError, match=r'layer2\.1\.norm2 is a GroupNorm'):
+        net.switch_to_deploy()
+    assert acb_count(net) == 16 and not net.deploy
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_online_mode_with_group_norm_fuses():
+    net = ACResNet(18, acb_mode='online', acb_gamma_init=0.5,
+                   norm_cfg=dict(type='GN', num_groups=2), **TINY).eval()
+    x = torch.randn(1, 3, 32, 32)
+    before = net(x)
+    net.switch_to_deploy()
+    for a, b in zip(net(x), before):
+        assert rel_err(a, b) < 1e-5
+
+
+def test_syncbn_config_fuses_in_eval():
+    net = ACResNet(18, norm_cfg=dict(type='SyncBN'), **TINY)
+    assert type(net.layer1[0].conv1.acb.hor_bn).__name__ == 'SyncBatchNorm'
+    net = randomize_bn(net).eval()
+    x = torch.randn(1, 3, 32, 32)
+    before = net(x)
+    net.switch_to_deploy()
+    for a, b in zip(net(x), before):
+        assert rel_err(a, b) < 1e-5
+
+
+def test_revert_sync_batchnorm_then_fuse():
+    from mmengine.model import revert_sync_batchnorm
+    net = revert_sync_batchnorm(ACResNet(18, norm_cfg=dict(type='SyncBN'), **TINY))
+    net = randomize_bn(net).eval()
+    x = torch.randn(1, 3, 32, 32)
+    before = net(x)
+    net.switch_to_deploy()
+    for a, b in zip(net(x), before):
+        assert rel_err(a, b) < 1e-5
+
+
+def test_fuse_model_on_a_detector():
+    import os.path as osp
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', 'acnet',
+        'retinanet_acresnet50_fpn_1x_coco.py'))
+    cfg.model.backbone = dict(type='ACResNet', depth=18, acb_gamma_init=0.5,
+                              init_cfg=None, norm_eval=False)
+    cfg.model.neck.in_channels = [64, 128, 256, 512]
+    cfg.model.data_preprocessor = None
+    det = MODELS.build(cfg.model)
+    randomize_bn(det).eval()
+    x = torch.randn(1, 3, 96, 96)
+    before = det(x, mode='tensor')
+    fused = fuse_model(det)
+    assert acb_count(fused) == 0 and acb_count(det) == 16
+    after = fused(x, mode='tensor')
+    flat_b = [t for level in before for t in level]
+    flat_a = [t for level in after for t in level]
+    for a, b in zip(flat_a, flat_b):
+        assert rel_err(a, b) < 1e-4

@@ -1,0 +1,185 @@
+#!/usr/bin/env python
+"""The main job (`make demo`): make the embedded dataset, train an ACResNet
+RetinaNet on it, evaluate, fuse into a stock ResNet detector, evaluate the
+fused model, export ONNX and compare, draw detections, write a summary.
+
+    python tools/demo.py [--config CONFIG] [--work-dir work_dirs/demo]
+        [--max-iters N]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'shapes',
+                          'retinanet_acresnet18_fpn_shapes.py')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--config', default=DEFAULT_CONFIG)
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--data-root', default='data/shapes')
+    parser.add_argument('--max-iters', type=int,
+                        help='override the schedule length')
+    parser.add_argument('--num-vis', type=int, default=4,
+                        help='val images to draw')
+    return parser.parse_args(argv)
+
+
+def evaluate(cfg, checkpoint, work_dir):
+    from mmengine.runner import Runner
+    cfg = cfg.copy()
+    cfg.work_dir = work_dir
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+def draw(config, checkpoint, images, out_file, classes):
+    """Detections of the (fused) model on a few images, with mmdet's
+    visualizer, side by side in one PNG."""
+    import mmcv
+    import numpy as np
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.visualization import DetLocalVisualizer
+    model = init_detector(config, checkpoint, device='cpu')
+    vis = DetLocalVisualizer(name=f'demo_vis_{time.time_ns()}')
+    vis.dataset_meta = dict(classes=classes, palette=model.dataset_meta.get(
+        'palette') if model.dataset_meta else None)
+    panels = []
+    for path in images:
+        img = mmcv.imread(path, channel_order='rgb')
+        result = inference_detector(model, path)
+        vis.add_datasample('det', img, result, draw_gt=False, show=False,
+                           pred_score_thr=0.3)
+        panels.append(vis.get_image())
+    grid = np.concatenate(panels, axis=1)
+    tmp = out_file + '.tmp.png'
+    mmcv.imwrite(mmcv.rgb2bgr(grid), tmp)
+    os.replace(tmp, out_file)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    import acnet_backbone  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.runner import Runner
+
+    from acnet_backbone.datasets import make_shapes_dataset
+    from acnet_backbone.deploy.checkpoint import FuseError, fuse_checkpoint
+
+    if not osp.isfile(args.config):
+        print(f'error: config not found: {args.config}', file=sys.stderr)
+        return 2
+    os.makedirs(args.work_dir, exist_ok=True)
+    ann_val = osp.join(args.data_root, 'annotations', 'val.json')
+    if not osp.isfile(ann_val):
+        print(f'[demo] making the shapes dataset in {args.data_root}')
+        make_shapes_dataset(args.data_root)
+
+    cfg = Config.fromfile(args.config)
+    cfg.work_dir = args.work_dir
+    data_root = args.data_root.rstrip('/') + '/'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+    for ev in ('val_evaluator', 'test_evaluator'):
+        cfg[ev].ann_file = data_root + 'annotations/val.json'
+    if args.max_iters:
+        cfg.train_cfg.max_iters = args.max_iters
+        cfg.train_cfg.val_interval = args.max_iters
+        cfg.default_hooks.checkpoint.interval = args.max_iters
+        cfg.param_scheduler[-1].end = args.max_iters
+        cfg.param_scheduler[-1].T_max = args.max_iters - \
+            cfg.param_scheduler[-1].begin
+    iters = cfg.train_cfg.max_iters
+
+    print(f'[demo] training {cfg.model.backbone.type}-'
+          f'{cfg.model.backbone.depth} RetinaNet for {iters} iterations')
+    t0 = time.perf_counter()
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    train_s = time.perf_counter() - t0
+    ckpt = osp.join(args.work_dir, f'iter_{iters}.pth')
+    metrics = runner.val_loop.run() if runner.val_loop else {}
+    logger = MMLogger.get_current_instance()
+
+    print('[demo] fusing and exporting')
+    fused_dir = osp.join(args.work_dir, 'fused')
+    try:
+        report = fuse_checkpoint(
+            _dump(cfg, args.work_dir),
+            ckpt, fused_dir, onnx=True, shape=(160, 160), force=True,
+            logger=logger)
+    except FuseError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    fused_cfg = Config.fromfile(osp.join(fused_dir, 'fused_config.py'))
+    fused_cfg.work_dir = osp.join(args.work_dir, 'fused_eval')
+    fused_metrics = evaluate(fused_cfg, osp.join(fused_dir, 'fused.pth'),
+                             fused_cfg.work_dir)
+
+    val_dir = osp.join(args.data_root, 'val')
+    images = sorted(os.listdir(val_dir))[:args.num_vis]
+    vis_file = osp.join(args.work_dir, 'detections.png')
+    draw(osp.join(fused_dir, 'fused_config.py'),
+         osp.join(fused_dir, 'fused.pth'),
+         [osp.join(val_dir, n) for n in images], vis_file,
+         cfg.metainfo['classes'])
+
+    summary = dict(
+        config=osp.relpath(args.config, ROOT),
+        iterations=iters,
+        bbox_mAP=metrics.get('coco/bbox_mAP'),
+        bbox_mAP_50=metrics.get('coco/bbox_mAP_50'),
+        bbox_mAP_fused=fused_metrics.get('coco/bbox_mAP'),
+        bbox_mAP_50_fused=fused_metrics.get('coco/bbox_mAP_50'),
+        fuse_max_rel_err=report['max_rel_err'],
+        onnx_max_rel_err=max(r['max_rel_err'] for r in report['onnx']),
+        params_train=report['before']['params'],
+        params_deploy=report['after']['params'],
+        train_seconds=round(train_s, 1),
+        fuse_seconds=round(report['seconds'], 1),
+        seconds=round(time.perf_counter() - start, 1),
+        detections_png=vis_file,
+        fused_files=report['outputs'])
+    out = osp.join(args.work_dir, 'summary.json')
+    fd, tmp = tempfile.mkstemp(dir=args.work_dir, suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(summary, f, indent=2)
+    os.replace(tmp, out)
+
+    rows = [('bbox mAP', summary['bbox_mAP']),
+            ('bbox mAP@0.5', summary['bbox_mAP_50']),
+            ('bbox mAP (fused)', summary['bbox_mAP_fused']),
+            ('bbox mAP@0.5 (fused)', summary['bbox_mAP_50_fused']),
+            ('fused vs unfused max rel err', summary['fuse_max_rel_err']),
+            ('ONNX vs torch max rel err', summary['onnx_max_rel_err']),
+            ('params train / deploy', f'{summary["params_train"]:,} / '
+             f'{summary["params_deploy"]:,}'),
+            ('train seconds', summary['train_seconds']),
+            ('total seconds', summary['seconds'])]
+    print('\n| metric | value |\n| --- | --- |')
+    for name, value in rows:
+        value = f'{value:.3g}' if isinstance(value, float) else value
+        print(f'| {name} | {value} |')
+    print(f'\nwrote {out} and {vis_file}')
+    return 0
+
+
+def _dump(cfg, work_dir):
+    path = osp.join(work_dir, 'demo_config.py')
+    cfg.dump(path)
+    return path
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Distributed testing through torchrun and mmengine's pytorch launcher:
+#   bash tools/dist_train.sh CONFIG GPUS [test.py args]
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as for torchrun.
+set -euo pipefail
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+shift 3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${PYTHON:-$DIR/../.venv/bin/python}"
+[ -x "$PY" ] || PY=python
+exec "$PY" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+  --master_addr="$MASTER_ADDR" --nproc_per_node="$GPUS" --master_port="$PORT" \
+  "$DIR/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Distributed training through torchrun and mmengine's pytorch launcher:
+#   bash tools/dist_train.sh CONFIG GPUS [train.py args]
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as for torchrun.
+set -euo pipefail
+CONFIG=$1
+GPUS=$2
+shift 2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${PYTHON:-$DIR/../.venv/bin/python}"
+[ -x "$PY" ] || PY=python
+exec "$PY" -m torch.distributed.run --nnodes="$NNODES" --node_rank="$NODE_RANK" \
+  --master_addr="$MASTER_ADDR" --nproc_per_node="$GPUS" --master_port="$PORT" \
+  "$DIR/train.py" "$CONFIG" --launcher pytorch "$@"

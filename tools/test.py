@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Evaluate a detector checkpoint: mmdet's test.py command line, with
+acnet_backbone imported.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
+        [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the metrics go')
+    parser.add_argument('--out', help='dump predictions to a pickle file')
+    parser.add_argument('--show-dir', help='save painted predictions under '
+                        'WORK_DIR/TIMESTAMP/SHOW_DIR')
+    parser.add_argument('--wait-time', type=float, default=2)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for path, what in ((args.config, 'config'), (args.checkpoint,
+                                                 'checkpoint')):
+        if not osp.isfile(path):
+            print(f'error: {what} not found: {path}', file=sys.stderr)
+            return 2
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        print('error: --out must end with .pkl or .pickle', file=sys.stderr)
+        return 2
+    import acnet_backbone  # noqa: F401
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.config import Config
+    from mmengine.evaluator import DumpResults
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    setup_cache_size_limit_of_dynamo()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        hooks = cfg.default_hooks
+        if 'visualization' not in hooks:
+            print('error: --show-dir needs default_hooks.visualization',
+                  file=sys.stderr)
+            return 2
+        hooks.visualization.draw = True
+        hooks.visualization.test_out_dir = args.show_dir
+        hooks.visualization.wait_time = args.wait_time
+    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
+              RUNNERS.build(cfg))
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    runner.test()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
