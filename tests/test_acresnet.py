@@ -121,7 +121,7 @@ def test_gamma_init_value_survives_default_init():
     net = ACResNet(18, acb_gamma_init=0.25, **TINY)
     net.init_weights()
     values = {float(v) for m in net.modules() if isinstance(m, ACConv2d)
-              for p in m.acb.gamma_params().values() for v in p}
+              for p in m.acb.gamma_params().values() for v in p.detach()}
     assert values == {0.25}
 
 

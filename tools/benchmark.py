@@ -15,10 +15,13 @@ import platform
 import statistics
 import subprocess
 import sys
+import warnings
 import tempfile
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# mmengine imports pkg_resources (setuptools<81): harmless, keep it off the console
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import torch  # noqa: E402
 

@@ -11,10 +11,13 @@ import json
 import os
 import os.path as osp
 import sys
+import warnings
 import tempfile
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# mmengine imports pkg_resources (setuptools<81): harmless, keep it off the console
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'shapes',
                           'retinanet_acresnet18_fpn_shapes.py')

@@ -7,8 +7,11 @@
 import argparse
 import os.path as osp
 import sys
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# mmengine imports pkg_resources (setuptools<81): harmless, keep it off the console
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,9 @@ MMCV_VERSION="2.1.0"
 MMDET_SPEC="mmdet==3.3.0"
 
 say() { printf '[setup] %s\n' "$*"; }
-pipi() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+# pip's -q still warns about every missing local index folder of some machines
+quiet() { grep -v 'is ignored: it is neither a file nor a directory' >&2 || true; }
+pipi() { "$PY" -m pip install --disable-pip-version-check -q "$@" 2> >(quiet); }
 has() { "$PY" - "$@" >/dev/null 2>&1; }
 
 cd "$ROOT"
@@ -61,13 +63,13 @@ then
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
-      -d "$work" "mmcv==$MMCV_VERSION"
+      -d "$work" "mmcv==$MMCV_VERSION" 2> >(quiet)
     tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
     src="$work/mmcv-$MMCV_VERSION"
     # torch 2.14's headers require C++20; mmcv 2.1.0's setup.py hard-codes older standards.
     sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$src/setup.py"
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip wheel --disable-pip-version-check -q \
-      --no-build-isolation --no-deps -w "$work/dist" "$src"
+      --no-build-isolation --no-deps -w "$work/dist" "$src" 2> >(quiet)
     wheel_name=$(basename "$work"/dist/mmcv-*.whl)
     cp "$work/dist/$wheel_name" "$CACHE/wheels/$wheel_name.part"
     mv "$CACHE/wheels/$wheel_name.part" "$CACHE/wheels/$wheel_name"
