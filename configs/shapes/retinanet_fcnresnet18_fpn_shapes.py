@@ -1,6 +1,8 @@
 # RetinaNet with the plain ResNet-18 (FCNResNet) on the embedded shapes
 # dataset (tools/make_shapes_dataset.py): the baseline of the ACResNet config
-# beside it, trained from scratch on the CPU in minutes.
+# beside it, trained from scratch on the CPU in minutes. To fit a 2-core CPU
+# the network is slimmed: half-width ResNet-18 (base_channels=32), a
+# 128-channel FPN and a head of 2 stacked 128-channel convs.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['acnet_backbone'], allow_failed_imports=False)
 
@@ -20,9 +22,11 @@ model = dict(
         frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
+        base_channels=32,
         init_cfg=None),
-    neck=dict(in_channels=[64, 128, 256, 512]),
-    bbox_head=dict(num_classes=4),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=128),
+    bbox_head=dict(
+        num_classes=4, in_channels=128, feat_channels=128, stacked_convs=2),
     test_cfg=dict(score_thr=0.05, max_per_img=50))
 
 train_pipeline = [
