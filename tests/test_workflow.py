@@ -117,12 +117,12 @@ def test_train_resume_test_through_tools(tmp_path):
     assert 'coco/bbox_mAP' in log or 'whole dataset is empty' in log
 
 
-def _ddp_worker(rank, world, store, x, out):
+def _ddp_worker(rank, world, store, x, out, mode):
     from acnet_backbone import ACResNet
     dist.init_process_group('gloo', init_method=f'file://{store}', rank=rank,
                             world_size=world)
     torch.manual_seed(0)
-    net = ACResNet(18, base_channels=8, acb_gamma_init=0.5,
+    net = ACResNet(18, base_channels=8, acb_gamma_init=0.5, acb_mode=mode,
                    norm_eval=True).train()  # train() applies norm_eval
     ddp = torch.nn.parallel.DistributedDataParallel(
         net, find_unused_parameters=False)
@@ -135,15 +135,16 @@ def _ddp_worker(rank, world, store, x, out):
     dist.destroy_process_group()
 
 
-def test_ddp_gloo_gradients_match_single_process(tmp_path):
+@pytest.mark.parametrize('mode', ['bn', 'online'])
+def test_ddp_gloo_gradients_match_single_process(tmp_path, mode):
     from acnet_backbone import ACResNet
     x = torch.randn(4, 3, 32, 32)
     out = tmp_path / 'grads.pth'
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / 'store'), x, str(out)),
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / 'store'), x, str(out), mode),
              nprocs=2, join=True)
     ddp_grads = torch.load(out, weights_only=True)
     torch.manual_seed(0)
-    net = ACResNet(18, base_channels=8, acb_gamma_init=0.5,
+    net = ACResNet(18, base_channels=8, acb_gamma_init=0.5, acb_mode=mode,
                    norm_eval=True).train()
     # DDP averages the ranks' gradients: the loss of each half, averaged
     (sum(o.sum() for o in net(x)) / 2).backward()

@@ -104,6 +104,7 @@ def main(argv=None) -> int:
         cfg.param_scheduler[-1].T_max = args.max_iters - \
             cfg.param_scheduler[-1].begin
     iters = cfg.train_cfg.max_iters
+    cfg.train_cfg.val_begin = iters + 1  # evaluated once, below
 
     print(f'[demo] training {cfg.model.backbone.type}-'
           f'{cfg.model.backbone.depth} RetinaNet for {iters} iterations')
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     runner.train()
     train_s = time.perf_counter() - t0
     ckpt = osp.join(args.work_dir, f'iter_{iters}.pth')
-    metrics = runner.val_loop.run() if runner.val_loop else {}
+    metrics = runner.val_loop.run()
     logger = MMLogger.get_current_instance()
 
     print('[demo] fusing and exporting')

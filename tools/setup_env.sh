@@ -59,7 +59,7 @@ then
   mkdir -p "$CACHE/wheels"
   wheel_file=$(ls "$CACHE"/wheels/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
   if [ -z "$wheel_file" ]; then
-    say "building mmcv $MMCV_VERSION with its compiled ops from source: the one long step, about 8 minutes on 2 cores"
+    say "building mmcv $MMCV_VERSION with its compiled ops from source: the one long step, 8 to 16 minutes on 2 cores"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \

@@ -329,7 +329,9 @@ def fuse_checkpoint(config: str,
                     f'{report["before"]["flops"] / 1e9:.2f} G -> '
                     f'{report["after"]["flops"] / 1e9:.2f} G')
 
+    created = not os.path.exists(out_dir)
     tmp = _staging_dir(out_dir)
+    done = False
     try:
         meta = to_plain(dict(ckpt.get('meta', {})))
         meta['acnet_backbone'] = to_plain(dict(
@@ -356,10 +358,13 @@ def fuse_checkpoint(config: str,
                                 f'{worst:.3g}; nothing written')
         for name in names:
             os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+        done = True
     finally:
         for leftover in os.listdir(tmp):
             os.remove(os.path.join(tmp, leftover))
         os.rmdir(tmp)
+        if created and not done and not os.listdir(out_dir):
+            os.rmdir(out_dir)  # leave no trace of a failed run
     report['outputs'] = [os.path.join(out_dir, n) for n in names]
     report['seconds'] = time.perf_counter() - start
     return report
