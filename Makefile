@@ -3,13 +3,16 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test lint demo bench clean
 
 setup:
 	@bash tools/setup_env.sh
 
-test: setup
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+lint: setup
+	$(PY) -m ruff check --quiet --select E,F,W --ignore E501,E402 acnet_backbone tools tests configs
 
 demo: setup
 	$(PY) tools/demo.py

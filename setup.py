@@ -31,7 +31,7 @@ setup(
     extras_require={
         'dev': [
             'pytest', 'pytest-xdist', 'pytest-timeout', 'hypothesis',
-            'onnx', 'onnxruntime', 'onnxscript', 'torchvision'
+            'onnx', 'onnxruntime', 'onnxscript', 'torchvision', 'ruff'
         ],
     },
     license='Apache-2.0',

@@ -2,7 +2,6 @@
 randomised BN statistics, and every bad input refused with nothing written."""
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 

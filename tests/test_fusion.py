@@ -2,7 +2,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmcv.cnn import build_norm_layer
 from torch import nn
 
 from acnet_backbone import ACBlock, ACConv2d

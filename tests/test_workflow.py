@@ -3,7 +3,6 @@ DDP over gloo around ACResNet."""
 import glob
 import hashlib
 import json
-import os
 import os.path as osp
 import subprocess
 import sys

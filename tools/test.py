@@ -48,21 +48,13 @@ def main(argv=None) -> int:
         return 2
     import acnet_backbone  # noqa: F401
     from mmdet.utils import setup_cache_size_limit_of_dynamo
-    from mmengine.config import Config
     from mmengine.evaluator import DumpResults
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
+
+    from acnet_backbone.runner_utils import build_runner, load_tool_config
 
     setup_cache_size_limit_of_dynamo()
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.work_dir, args.cfg_options,
+                           args.launcher)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         hooks = cfg.default_hooks
@@ -73,8 +65,7 @@ def main(argv=None) -> int:
         hooks.visualization.draw = True
         hooks.visualization.test_out_dir = args.show_dir
         hooks.visualization.wait_time = args.wait_time
-    runner = (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-              RUNNERS.build(cfg))
+    runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))

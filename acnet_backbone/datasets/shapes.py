@@ -4,7 +4,6 @@ Shapes of several classes in varied sizes, colours and textures, partly
 overlapping, on cluttered backgrounds. Made locally from a seed: no download.
 """
 import json
-import math
 import os
 import tempfile
 from typing import Dict

@@ -1,15 +1,7 @@
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['acnet_backbone'], allow_failed_imports=False)
+# ACResNet-50 (ACNet 'bn' mode) in the faster-rcnn baseline beside this file; the
+# plain FCNResNet-50 config is the baseline for comparisons. With
+# acb_gamma_init=0 the detector starts as exactly the torchvision-initialised
+# one: the asymmetric branches grow from zero during training.
+_base_ = './faster-rcnn_fcnresnet50_fpn_1x_coco.py'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ACResNet',
-        depth=50,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,
-        style='pytorch',
-        acb_gamma_init=0.0,
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')))
+    backbone=dict(type='ACResNet', acb_mode='bn', acb_gamma_init=0.0))
