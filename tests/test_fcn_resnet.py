@@ -179,3 +179,32 @@ def test_fcn_demo_tool(tmp_path):
                           '--checkpoint', str(ckpt)], capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith('error:')
+
+
+def test_pretrained_load_reports_in_one_log_line(tv_resnet18):
+    """The ACB keys a plain checkpoint lacks are summarised, not listed."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    _, path = tv_resnet18
+    logger = MMLogger.get_instance('acnet_one_line_test', log_level='INFO')
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        net = ACResNet(18, init_cfg=dict(type='Pretrained', checkpoint=path))
+        net.init_weights()
+    finally:
+        logger.removeHandler(handler)
+    mine = [r for r in records if r.startswith('ACResNet: loaded')]
+    assert len(mine) == 1 and '\n' not in mine[0]
+    # 16 ACB convs x 2 branches x (kernel + 4 BN tensors; BN fills in a missing
+    # num_batches_tracked itself)
+    assert '160 ACB branch tensors not in it keep their init' in mine[0]
+    assert 'classifier fc.weight, fc.bias ignored' in mine[0]
+    assert 'missing' not in mine[0] and 'unexpected' not in mine[0]
