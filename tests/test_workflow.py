@@ -61,9 +61,10 @@ def test_dataset_maker_is_deterministic(tmp_path):
         assert w > 0 and h > 0 and x + w <= 96 and y + h <= 96
 
 
-def _tool(name, *args, cwd):
-    result = subprocess.run([sys.executable, osp.join(ROOT, 'tools', name),
-                             *args], capture_output=True, text=True, cwd=cwd,
+def _tool(name, *args, cwd, script=None):
+    script = script or osp.join(ROOT, 'tools', name)
+    result = subprocess.run([sys.executable, script, *args],
+                            capture_output=True, text=True, cwd=cwd,
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -114,6 +115,20 @@ def test_train_resume_test_through_tools(tmp_path):
     # five iterations from scratch may predict nothing above the threshold:
     # then CocoMetric says so instead of printing numbers
     assert 'coco/bbox_mAP' in log or 'whole dataset is empty' in log
+
+    # mmdet's own train.py (shipped in its wheel) resumes too: the configs'
+    # custom_imports bring in acnet_backbone and with it the safe loading
+    import mmdet
+    mmdet_train = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',
+                           'train.py')
+    longest = [s.replace('=3', '=7') if 'max_iters' in s or 'interval' in s
+               else s for s in sched]
+    result = _tool('train.py', config, '--work-dir', str(work), '--resume',
+                   '--cfg-options', *common, *longest, cwd=str(tmp_path),
+                   script=mmdet_train)
+    assert 'resumed' in (result.stdout + result.stderr).lower()
+    ckpt = torch.load(work / 'iter_7.pth', weights_only=True)
+    assert ckpt['meta']['iter'] == 7
 
 
 def _ddp_worker(rank, world, store, x, out, mode):

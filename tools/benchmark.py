@@ -57,8 +57,16 @@ def make_backbone(kind, device, depth=50):
     else:
         net = ACResNet(depth, acb_gamma_init=1.0)
     if kind == 'acresnet_fused':
-        net.eval().switch_to_deploy()
+        net.eval()
+        net.switch_to_deploy()
     return net.to(device)
+
+
+def ready(net, training):
+    """Set train/eval mode and return the module. mmdet's ResNet.train()
+    returns None, so `.eval()`/`.train()` cannot be chained on it."""
+    net.train(training)
+    return net
 
 
 def make_detector(kind, device):
@@ -105,7 +113,7 @@ def bench_inference(args, sizes, kinds, repeats):
     rows = []
     for what, factory in (('backbone', make_backbone),
                           ('RetinaNet', make_detector)):
-        models = {k: factory(k, args.device).eval() for k in kinds}
+        models = {k: ready(factory(k, args.device), False) for k in kinds}
         for size in sizes:
             x = torch.randn(1, 3, *size, device=args.device)
 
@@ -137,7 +145,7 @@ def train_step_fn(net, x):
 
 
 def bench_train(args, kinds, repeats, size):
-    nets = {k: make_backbone(k, args.device).train() for k in kinds}
+    nets = {k: ready(make_backbone(k, args.device), True) for k in kinds}
     x = torch.randn(2, 3, *size, device=args.device)
     times = interleaved({k: train_step_fn(n, x) for k, n in nets.items()},
                         repeats, 1, args.device)
@@ -154,11 +162,13 @@ def bench_train(args, kinds, repeats, size):
 
 
 def peak_train_memory(args, kind, size):
-    """Peak memory of one training step. GPU: torch's allocator peak. CPU:
-    the growth of the process's peak resident set during the step, measured
-    in a fresh process so that nothing else has raised the peak before."""
+    """Peak memory of one training step above what was allocated before it
+    (weights, input). GPU: torch's allocator peak. CPU: the allocator's own
+    record (torch.profiler with profile_memory: every allocation and free
+    in time order, summed), measured in a fresh process so that its console
+    noise and caches stay out of the benchmark."""
     if args.device == 'cuda':
-        net = make_backbone(kind, 'cuda').train()
+        net = ready(make_backbone(kind, 'cuda'), True)
         x = torch.randn(2, 3, *size, device='cuda')
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -168,21 +178,28 @@ def peak_train_memory(args, kind, size):
         return (torch.cuda.max_memory_allocated() - before) / 2**20
     out = subprocess.run(
         [sys.executable, osp.abspath(__file__), '--_train-mem',
-         f'{kind}:{size[0]}:{size[1]}'], capture_output=True, text=True,
-        check=True)
+         f'{kind}:{size[0]}:{size[1]}'], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f'memory measurement of {kind} failed:\n'
+                           + out.stderr[-2000:])
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def train_mem_child(spec):
-    import resource
+    from torch.profiler import ProfilerActivity, profile
     kind, h, w = spec.split(':')
-    torch.set_num_threads(1)
-    net = make_backbone(kind, 'cpu').train()
+    net = ready(make_backbone(kind, 'cpu'), True)
     x = torch.randn(2, 3, int(h), int(w))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    train_step_fn(net, x)()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)  # ru_maxrss is in KiB on Linux
+    with profile(activities=[ProfilerActivity.CPU],
+                 profile_memory=True) as prof:
+        train_step_fn(net, x)()
+    events = sorted((e for e in prof.profiler.kineto_results.events()
+                     if e.name() == '[memory]'), key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    print(peak / 2**20)
 
 
 def complexity_rows(device):
@@ -190,7 +207,7 @@ def complexity_rows(device):
     rows = []
     x = torch.randn(1, 3, 224, 224, device=device)
     for k in ('resnet', 'acresnet', 'acresnet_online', 'acresnet_fused'):
-        net = make_backbone(k, device).eval()
+        net = ready(make_backbone(k, device), False)
         fa = FlopAnalyzer(net, (x,))
         fa.unsupported_ops_warnings(False)
         fa.uncalled_modules_warnings(False)
@@ -203,7 +220,8 @@ def complexity_rows(device):
 def fusion_error(device, size):
     from acnet_backbone.testing import randomize_bn, rel_err
     out = {}
-    net = randomize_bn(make_backbone('acresnet', 'cpu')).eval().to(device)
+    net = ready(randomize_bn(make_backbone('acresnet', 'cpu')), False)
+    net.to(device)
     x = torch.randn(1, 3, *size, device=device)
     with torch.no_grad():
         ref = net(x)
@@ -221,24 +239,33 @@ def fusion_error(device, size):
 
 
 def fuse_tool_time(out_dir):
+    """Wall time of the fuse tool's work (build, strict load, fuse, verify at
+    800x1333, ONNX export and onnxruntime check) on a R50 RetinaNet checkpoint
+    whose BNs are randomised (fresh BNs would make the fusion trivial), with
+    and without the parameter/FLOP analysis."""
     from mmengine.config import Config
 
     from acnet_backbone.deploy.checkpoint import (_build_detector,
                                                   fuse_checkpoint)
+    from acnet_backbone.testing import randomize_bn
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     config = osp.join(root, 'configs', 'acnet',
                       'retinanet_acresnet50_fpn_1x_coco.py')
-    model = _build_detector(Config.fromfile(config))
+    model = randomize_bn(_build_detector(Config.fromfile(config)))
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = osp.join(tmp, 'r50.pth')
         torch.save(dict(state_dict=model.state_dict()), ckpt)
-        t0 = time.perf_counter()
-        report = fuse_checkpoint(config, ckpt, osp.join(tmp, 'fused'),
-                                 onnx=True)
-        wall = time.perf_counter() - t0
-    return dict(seconds=wall, max_rel_err=report['max_rel_err'],
-                onnx_max_rel_err=max(r['max_rel_err']
-                                     for r in report['onnx']))
+        del model
+        for analyze in (True, False):
+            t0 = time.perf_counter()
+            report = fuse_checkpoint(config, ckpt, osp.join(tmp, 'fused'),
+                                     onnx=True, analyze=analyze, force=True)
+            key = 'seconds' if analyze else 'seconds_no_analysis'
+            out[key] = time.perf_counter() - t0
+    out['max_rel_err'] = report['max_rel_err']
+    out['onnx_max_rel_err'] = max(r['max_rel_err'] for r in report['onnx'])
+    return out
 
 
 def fmt_table(headers, rows):

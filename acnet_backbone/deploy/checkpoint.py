@@ -187,10 +187,14 @@ def complexity(model: nn.Module, x: Tensor) -> Dict:
 
 
 def export_onnx(model: nn.Module, x: Tensor, path: str,
-                opset: Optional[int] = None) -> None:
-    """Export ``model(x, mode='tensor')`` with dynamic H and W."""
+                opset: Optional[int] = None,
+                n_out: Optional[int] = None) -> None:
+    """Export ``model(x, mode='tensor')`` with dynamic H and W. ``n_out``,
+    the number of output tensors, saves a forward pass when known."""
     wrapper = TensorModeWrapper(model).eval()
-    n_out = len(wrapper(x))
+    if n_out is None:
+        with torch.no_grad():
+            n_out = len(wrapper(x))
     kwargs = dict(input_names=['input'],
                   output_names=[f'output{i}' for i in range(n_out)],
                   dynamic_axes={'input': {2: 'height', 3: 'width'}},
@@ -201,16 +205,20 @@ def export_onnx(model: nn.Module, x: Tensor, path: str,
         torch.onnx.export(wrapper, (x,), path, **kwargs)
 
 
-def check_onnx(path: str, model: nn.Module,
-               inputs: Sequence[Tensor]) -> List[Dict]:
-    """Run the ONNX file in onnxruntime on each input; compare with torch."""
+def check_onnx(path: str, model: nn.Module, inputs: Sequence[Tensor],
+               references: Optional[Sequence] = None) -> List[Dict]:
+    """Run the ONNX file in onnxruntime on each input; compare with torch.
+    ``references[i]``, where given and not None, is the model's flat output
+    for ``inputs[i]`` already computed (saves a forward pass)."""
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     wrapper = TensorModeWrapper(model).eval()
+    references = list(references or []) + [None] * len(inputs)
     results = []
-    for x in inputs:
-        with torch.no_grad():
-            ref = wrapper(x)
+    for x, ref in zip(inputs, references):
+        if ref is None:
+            with torch.no_grad():
+                ref = wrapper(x)
         got = session.run(None, {'input': x.numpy()})
         err = compare([torch.from_numpy(g) for g in got], ref)
         results.append(dict(shape=list(x.shape[-2:]), **err))
@@ -311,7 +319,8 @@ def fuse_checkpoint(config: str,
         1, 3, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = flatten_outputs(model(x, mode='tensor'))
-        err = compare(flatten_outputs(stock(x, mode='tensor')), ref)
+        stock_out = flatten_outputs(stock(x, mode='tensor'))
+        err = compare(stock_out, ref)
     report = dict(config=config, checkpoint=checkpoint, input_shape=list(
         x.shape), rtol=rtol, **err)
     logger.info(f'fused vs unfused on {tuple(x.shape)}: max abs err '
@@ -342,12 +351,13 @@ def fuse_checkpoint(config: str,
         fused_cfg.dump(os.path.join(tmp, 'fused_config.py'))
         if onnx:
             onnx_path = os.path.join(tmp, 'fused.onnx')
-            export_onnx(stock, x, onnx_path, opset)
+            export_onnx(stock, x, onnx_path, opset, n_out=len(stock_out))
             h, w = x.shape[-2:]
             other = torch.randn(1, 3, max(64, (h // 2) // 32 * 32),
                                 max(64, (w * 3 // 4) // 32 * 32),
                                 generator=torch.Generator().manual_seed(1))
-            report['onnx'] = check_onnx(onnx_path, stock, [x, other])
+            report['onnx'] = check_onnx(onnx_path, stock, [x, other],
+                                        [stock_out, None])
             for r in report['onnx']:
                 logger.info(f'onnxruntime vs torch at {r["shape"]}: max abs '
                             f'err {r["max_abs_err"]:.3g}, max rel err '
