@@ -61,8 +61,9 @@ def test_dataset_maker_is_deterministic(tmp_path):
         assert w > 0 and h > 0 and x + w <= 96 and y + h <= 96
 
 
-def _tool(name, *args, cwd, script=None):
-    script = script or osp.join(ROOT, 'tools', name)
+def _tool(name, *args, cwd):
+    """Run tools/NAME, or the script at NAME when it is an absolute path."""
+    script = name if osp.isabs(name) else osp.join(ROOT, 'tools', name)
     result = subprocess.run([sys.executable, script, *args],
                             capture_output=True, text=True, cwd=cwd,
                             timeout=900)
@@ -123,9 +124,8 @@ def test_train_resume_test_through_tools(tmp_path):
                            'train.py')
     longest = [s.replace('=3', '=7') if 'max_iters' in s or 'interval' in s
                else s for s in sched]
-    result = _tool('train.py', config, '--work-dir', str(work), '--resume',
-                   '--cfg-options', *common, *longest, cwd=str(tmp_path),
-                   script=mmdet_train)
+    result = _tool(mmdet_train, config, '--work-dir', str(work), '--resume',
+                   '--cfg-options', *common, *longest, cwd=str(tmp_path))
     assert 'resumed' in (result.stdout + result.stderr).lower()
     ckpt = torch.load(work / 'iter_7.pth', weights_only=True)
     assert ckpt['meta']['iter'] == 7

@@ -186,15 +186,11 @@ def complexity(model: nn.Module, x: Tensor) -> Dict:
                 flops=int(flops.total()))
 
 
-def export_onnx(model: nn.Module, x: Tensor, path: str,
-                opset: Optional[int] = None,
-                n_out: Optional[int] = None) -> None:
-    """Export ``model(x, mode='tensor')`` with dynamic H and W. ``n_out``,
-    the number of output tensors, saves a forward pass when known."""
+def export_onnx(model: nn.Module, x: Tensor, path: str, n_out: int,
+                opset: Optional[int] = None) -> None:
+    """Export ``model(x, mode='tensor')`` (``n_out`` flat output tensors)
+    with dynamic H and W."""
     wrapper = TensorModeWrapper(model).eval()
-    if n_out is None:
-        with torch.no_grad():
-            n_out = len(wrapper(x))
     kwargs = dict(input_names=['input'],
                   output_names=[f'output{i}' for i in range(n_out)],
                   dynamic_axes={'input': {2: 'height', 3: 'width'}},
@@ -205,20 +201,14 @@ def export_onnx(model: nn.Module, x: Tensor, path: str,
         torch.onnx.export(wrapper, (x,), path, **kwargs)
 
 
-def check_onnx(path: str, model: nn.Module, inputs: Sequence[Tensor],
-               references: Optional[Sequence] = None) -> List[Dict]:
-    """Run the ONNX file in onnxruntime on each input; compare with torch.
-    ``references[i]``, where given and not None, is the model's flat output
-    for ``inputs[i]`` already computed (saves a forward pass)."""
+def check_onnx(path: str, inputs: Sequence[Tensor],
+               references: Sequence[Sequence[Tensor]]) -> List[Dict]:
+    """Run the ONNX file in onnxruntime on each input and compare with
+    ``references``, the torch model's flat outputs for the same inputs."""
     import onnxruntime as ort
     session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    wrapper = TensorModeWrapper(model).eval()
-    references = list(references or []) + [None] * len(inputs)
     results = []
-    for x, ref in zip(inputs, references):
-        if ref is None:
-            with torch.no_grad():
-                ref = wrapper(x)
+    for x, ref in zip(inputs, references, strict=True):
         got = session.run(None, {'input': x.numpy()})
         err = compare([torch.from_numpy(g) for g in got], ref)
         results.append(dict(shape=list(x.shape[-2:]), **err))
@@ -351,13 +341,15 @@ def fuse_checkpoint(config: str,
         fused_cfg.dump(os.path.join(tmp, 'fused_config.py'))
         if onnx:
             onnx_path = os.path.join(tmp, 'fused.onnx')
-            export_onnx(stock, x, onnx_path, opset, n_out=len(stock_out))
+            export_onnx(stock, x, onnx_path, len(stock_out), opset)
             h, w = x.shape[-2:]
             other = torch.randn(1, 3, max(64, (h // 2) // 32 * 32),
                                 max(64, (w * 3 // 4) // 32 * 32),
                                 generator=torch.Generator().manual_seed(1))
-            report['onnx'] = check_onnx(onnx_path, stock, [x, other],
-                                        [stock_out, None])
+            with torch.no_grad():
+                other_out = flatten_outputs(stock(other, mode='tensor'))
+            report['onnx'] = check_onnx(onnx_path, [x, other],
+                                        [stock_out, other_out])
             for r in report['onnx']:
                 logger.info(f'onnxruntime vs torch at {r["shape"]}: max abs '
                             f'err {r["max_abs_err"]:.3g}, max rel err '
