@@ -1,8 +1,12 @@
 # RetinaNet with the plain ResNet-18 (FCNResNet) on the embedded shapes
-# dataset (tools/make_shapes_dataset.py): the baseline of the ACResNet config
+# dataset (tools/make_shapes_dataset.py): the baseline of the ACResNet configs
 # beside it, trained from scratch on the CPU in minutes. To fit a 2-core CPU
 # the network is slimmed: half-width ResNet-18 (base_channels=32), a
-# 128-channel FPN and a head of 2 stacked 128-channel convs.
+# 64-channel FPN and a head of 2 stacked 64-channel convs, on 128x128 inputs.
+# The schedule trains until the loss has flattened (1500 iterations = 20
+# epochs): the earlier 750-iteration recipe (160x160, 128-channel FPN/head)
+# stopped mid-descent and its bbox mAP swung by 0.2-0.3 between seeds. The
+# seed study in the README (tools/compare.py) measures this recipe.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['acnet_backbone'], allow_failed_imports=False)
 
@@ -10,7 +14,7 @@ data_root = 'data/shapes/'
 metainfo = dict(
     classes=('rectangle', 'ellipse', 'triangle', 'cross'),
     palette=[(220, 20, 60), (0, 128, 255), (0, 170, 0), (255, 160, 0)])
-max_iters = 750
+max_iters = 1500
 batch_size = 8
 
 model = dict(
@@ -24,24 +28,24 @@ model = dict(
         norm_eval=False,
         base_channels=32,
         init_cfg=None),
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=128),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
     # GN in the head: it trains from scratch, where GN converges faster
     # (measured here: mAP@0.5 0.302 -> 0.346 at 600 iterations, with lr 2e-3)
     bbox_head=dict(
-        num_classes=4, in_channels=128, feat_channels=128, stacked_convs=2,
+        num_classes=4, in_channels=64, feat_channels=64, stacked_convs=2,
         norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)),
     test_cfg=dict(score_thr=0.05, max_per_img=50))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(160, 160), keep_ratio=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(160, 160), keep_ratio=True),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
