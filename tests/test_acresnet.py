@@ -125,17 +125,89 @@ def test_gamma_init_value_survives_default_init():
     assert values == {0.25}
 
 
+def _branch_bns(module):
+    return [m for n, m in module.named_modules()
+            if isinstance(m, _BatchNorm) and '.acb.' in f'.{n}.']
+
+
 def test_train_returns_self_frozen_stages_and_norm_eval():
     net = ACResNet(18, frozen_stages=1, norm_eval=True, **TINY)
     assert net.train() is net
     for p in net.layer1.parameters():
         assert not p.requires_grad
+    branch = set(map(id, _branch_bns(net)))
     for m in net.modules():
-        if isinstance(m, _BatchNorm):
-            assert not m.training
+        if isinstance(m, _BatchNorm) and id(m) not in branch:
+            assert not m.training  # pretrained norms: frozen statistics
+    # frozen stage: everything frozen, branches included
+    assert not any(m.training for m in _branch_bns(net.layer1))
+    # trainable stages: the new branch norms train under norm_eval
+    for layer in (net.layer2, net.layer3, net.layer4):
+        assert all(m.training for m in _branch_bns(layer))
     assert all(p.requires_grad for p in net.layer2.parameters())
+    assert not any(m.training for m in _branch_bns(net.eval()))
     net = ACResNet(18, norm_eval=False, **TINY).train()
     assert net.layer1[0].conv1.acb.hor_bn.training
+
+
+def test_acb_norm_eval_true_is_mmdet_blanket_behaviour():
+    net = ACResNet(18, frozen_stages=1, norm_eval=True, acb_norm_eval=True,
+                   **TINY).train()
+    assert not any(m.training for m in net.modules()
+                   if isinstance(m, _BatchNorm))
+
+
+def _stats(bns):
+    return [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
+
+
+def _changed(before, bns):
+    return [not (torch.equal(a, m.running_mean) and torch.equal(
+        b, m.running_var)) for (a, b), m in zip(before, bns)]
+
+
+def test_shipped_coco_config_finetunes_branch_norms_and_fuses_exactly():
+    """Built from the shipped COCO config (norm_eval=True, frozen_stages=1):
+    in train mode the branch BNs of trainable stages learn statistics, the
+    pretrained norms and the frozen stage do not; after optimiser steps the
+    fused backbone loads strictly into stock ResNet and matches."""
+    from mmengine.config import Config
+    cfg = Config.fromfile('configs/acnet/retinanet_acresnet50_fpn_1x_coco.py')
+    bcfg = cfg.model.backbone.copy()
+    bcfg.pop('init_cfg')
+    assert bcfg.norm_eval and bcfg.frozen_stages == 1
+    net = MODELS.build(dict(bcfg, base_channels=8, stem_channels=8))
+    net.train()
+    branch = _branch_bns(net)
+    frozen = _branch_bns(net.layer1)
+    trainable = [m for m in branch if all(m is not f for f in frozen)]
+    plain = [m for m in net.modules()
+             if isinstance(m, _BatchNorm) and all(m is not b for b in branch)]
+    assert len(trainable) == 2 * (4 + 6 + 3) and len(frozen) == 2 * 3
+    b_tr, b_fr, b_pl = _stats(trainable), _stats(frozen), _stats(plain)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad],
+                          lr=0.05)
+    for _ in range(3):
+        loss = sum(o.square().mean() for o in net(torch.randn(2, 3, 64, 64)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(_changed(b_tr, trainable))
+    assert not any(_changed(b_fr, frozen))
+    assert not any(_changed(b_pl, plain))
+    assert all(m.weight.grad is None for m in frozen)
+    assert all(m.weight.grad is not None for m in trainable)
+    net = net.double().eval()
+    x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
+    before = net(x)
+    net.switch_to_deploy()
+    stock_args = {k: v for k, v in bcfg.items()
+                  if k not in ('type', 'acb_mode', 'acb_gamma_init')}
+    stock = ResNet(**stock_args, base_channels=8, stem_channels=8).double()
+    stock.load_state_dict(net.state_dict(), strict=True)
+    stock.eval()
+    for a, b in zip(stock(x), before):
+        assert rel_err(a, b) <= 1e-9
 
 
 def test_zero_init_residual_kept():

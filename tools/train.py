@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Train a detector: mmdet's train.py command line, with acnet_backbone
-imported (safe checkpoint loading, ACResNet / FCNResNet registered).
+"""Train a model: mmdet's train.py command line, with acnet_backbone
+imported (safe checkpoint loading, ACResNet / FCNResNet registered). The
+config's default_scope picks the library: mmdet detectors (configs/acnet,
+configs/shapes) and mmpretrain classifiers (configs/pretrain) alike.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
@@ -70,8 +72,13 @@ def main(argv=None) -> int:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    from acnet_backbone.backbones import PretrainedMismatchError
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except PretrainedMismatchError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
     return 0
 
 

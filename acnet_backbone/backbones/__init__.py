@@ -1,5 +1,8 @@
 from .acresnet import ACResNet
-from .base import ResNetWithTop, bilinear_kernel
+from .base import PretrainedMismatchError, ResNetWithTop, bilinear_kernel
 from .fcn_resnet import FCNResNet
 
-__all__ = ['ACResNet', 'FCNResNet', 'ResNetWithTop', 'bilinear_kernel']
+__all__ = [
+    'ACResNet', 'FCNResNet', 'PretrainedMismatchError', 'ResNetWithTop',
+    'bilinear_kernel'
+]

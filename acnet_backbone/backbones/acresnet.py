@@ -51,6 +51,16 @@ class ACResNet(ResNetWithTop):
             function at step 0. Survives ``init_weights``. Defaults to 0.0.
         deploy (bool): build the fused (stock ResNet) structure. Defaults to
             False.
+        acb_norm_eval (bool): under ``norm_eval=True`` (mmdet's fine-tuning
+            recipe, which freezes the pretrained norms' statistics), also
+            freeze the asymmetric branches' norms. They are new and have no
+            pretrained statistics, so by default (False) they keep training
+            and follow the module's train/eval mode, which is ACNet; only in
+            frozen stages (``frozen_stages``) do they stay frozen (eval, no
+            gradient) with the rest of the stage. True restores mmdet's
+            blanket behaviour (every ``_BatchNorm`` in eval mode: the branch
+            BNs then keep their init statistics, mean 0 and variance 1).
+            Without ``norm_eval`` this has no effect. Defaults to False.
         include_top, num_classes, top_pool, upsample: see
             :class:`~acnet_backbone.backbones.base.ResNetWithTop`.
         **kwargs: every keyword of mmdet's ``ResNet``.
@@ -74,6 +84,7 @@ class ACResNet(ResNetWithTop):
                  acb_mode: str = 'bn',
                  acb_gamma_init: float = 0.0,
                  deploy: bool = False,
+                 acb_norm_eval: bool = False,
                  **kwargs) -> None:
         if acb_mode not in ACB_MODES:
             raise ValueError(f'acb_mode must be one of {ACB_MODES}, got '
@@ -82,6 +93,7 @@ class ACResNet(ResNetWithTop):
         self.acb_mode = acb_mode
         self.acb_gamma_init = float(acb_gamma_init)
         self.deploy = deploy
+        self.acb_norm_eval = bool(acb_norm_eval)
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> nn.Module:
@@ -104,6 +116,20 @@ class ACResNet(ResNetWithTop):
         for name, module in self.named_modules():
             if isinstance(module, ACConv2d):
                 yield name, module
+
+    def train(self, mode: bool = True) -> 'ACResNet':
+        """mmdet's ``ResNet.train`` (frozen stages, ``norm_eval``); then,
+        unless ``acb_norm_eval``, the asymmetric branches of the trainable
+        stages follow ``mode`` even under ``norm_eval``."""
+        super().train(mode)
+        if mode and self.norm_eval and not self.acb_norm_eval:
+            for i, layer_name in enumerate(self.res_layers, start=1):
+                if i <= self.frozen_stages:
+                    continue
+                for module in getattr(self, layer_name).modules():
+                    if isinstance(module, ACBranches):
+                        module.train(True)
+        return self
 
     def _after_default_init(self) -> None:
         super()._after_default_init()

@@ -15,6 +15,12 @@ from torch import Tensor, nn
 TOP_POOLS = ('global', None)
 
 
+class PretrainedMismatchError(ValueError):
+    """A ``Pretrained`` checkpoint does not fit the backbone (depth, widths,
+    ACB vs plain, ACB mode): raised instead of loading it partially; the
+    message is one line naming the first mismatch."""
+
+
 def bilinear_kernel(factor: int) -> Tensor:
     """The ``2f x 2f`` kernel with which a stride-``f`` transposed conv
     (padding ``f // 2``) computes bilinear interpolation with
@@ -209,32 +215,47 @@ class ResNetWithTop(ResNet):
         own = self.state_dict()
         mismatched = [k for k, v in state_dict.items()
                       if k in own and own[k].shape != v.shape]
-        for key in mismatched:
-            del state_dict[key]
-        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        unexpected = [k for k in state_dict if k not in own]
+        missing = [k for k in own if k not in state_dict
+                   and not k.endswith('num_batches_tracked')]
         by_design = [k for k in missing if self._expected_missing(k)]
         missing = [k for k in missing if not self._expected_missing(k)]
+        if by_design and any(self._expected_missing(k) for k in state_dict):
+            # a checkpoint with ACB tensors must have all of them
+            missing, by_design = missing + by_design, []
+        if mismatched or missing or unexpected:
+            what = type(self).__name__
+            if mismatched:
+                k = mismatched[0]
+                first = (f'{k} is {tuple(state_dict[k].shape)} in the '
+                         f'checkpoint, {tuple(own[k].shape)} in the backbone')
+            elif unexpected:
+                first = f'{unexpected[0]} is not in the backbone'
+            else:
+                first = f'{missing[0]} is not in the checkpoint'
+            counts = ', '.join(f'{len(v)} {n}' for n, v in (
+                ('shape mismatches', mismatched), ('unexpected', unexpected),
+                ('missing', missing)) if v)
+            raise PretrainedMismatchError(
+                f'{checkpoint} does not fit this {what} (depth, widths, ACB '
+                f'vs plain or acb_mode differ): {first} ({counts}); nothing '
+                'loaded')
+        self.load_state_dict(state_dict, strict=False)
+        n_acb = sum(self._expected_missing(k) for k in state_dict)
 
         def names(keys: Sequence[str]) -> str:
             shown = ', '.join(keys[:4])
             return shown + (f' (+{len(keys) - 4} more)' if len(keys) > 4
                             else '')
 
-        parts = [f'{type(self).__name__}: loaded '
-                 f'{len(state_dict) - len(unexpected)} tensors from '
-                 f'{checkpoint}']
+        parts = [f'{type(self).__name__}: loaded {len(state_dict)} tensors '
+                 f'from {checkpoint}']
+        if n_acb:
+            parts[0] += f' (ACB branch tensors among them: {n_acb})'
         if by_design:
             parts.append(f'{len(by_design)} ACB branch tensors not in it keep '
                          'their init')
         if dropped:
             parts.append(f'classifier {names(dropped)} ignored (include_top='
                          'False)')
-        if mismatched:
-            parts.append(f'shape mismatch, not loaded: {names(mismatched)}')
-        if missing:
-            parts.append(f'missing: {names(missing)}')
-        if unexpected:
-            parts.append(f'unexpected: {names(unexpected)}')
-        level = logging.WARNING if (missing or unexpected or
-                                    mismatched) else logging.INFO
-        logger.log(level, '; '.join(parts))
+        logger.log(logging.INFO, '; '.join(parts))
