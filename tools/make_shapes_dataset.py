@@ -1,8 +1,11 @@
 #!/usr/bin/env python
-"""Write the embedded synthetic detection dataset (COCO format).
+"""Write an embedded synthetic dataset: detection (COCO format, default) or
+its classification form for pretraining (mmpretrain's CustomDataset format).
 
     python tools/make_shapes_dataset.py [--out data/shapes] [--train 600]
         [--val 100] [--size 160] [--seed 0]
+    python tools/make_shapes_dataset.py --task cls [--out data/shapes_cls]
+        [--train 2000] [--val 400] [--size 64] [--seed 100]
 """
 import argparse
 import os.path as osp
@@ -13,22 +16,33 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # mmengine imports pkg_resources (setuptools<81): harmless, keep it off the console
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
+DEFAULTS = dict(det=dict(out='data/shapes', train=600, val=100, size=160,
+                         seed=0),
+                cls=dict(out='data/shapes_cls', train=2000, val=400, size=64,
+                         seed=100))
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default='data/shapes')
-    parser.add_argument('--train', type=int, default=600)
-    parser.add_argument('--val', type=int, default=100)
-    parser.add_argument('--size', type=int, default=160)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--task', choices=sorted(DEFAULTS), default='det')
+    parser.add_argument('--out')
+    parser.add_argument('--train', type=int)
+    parser.add_argument('--val', type=int)
+    parser.add_argument('--size', type=int)
+    parser.add_argument('--seed', type=int)
     args = parser.parse_args(argv)
-    if args.train < 1 or args.val < 1 or args.size < 64:
-        print('error: --train and --val must be >= 1 and --size >= 64',
+    for key, value in DEFAULTS[args.task].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.train < 1 or args.val < 1 or args.size < 32:
+        print('error: --train and --val must be >= 1 and --size >= 32',
               file=sys.stderr)
         return 2
-    from acnet_backbone.datasets import make_shapes_dataset
-    paths = make_shapes_dataset(args.out, args.train, args.val, args.size,
-                                args.seed)
+    from acnet_backbone.datasets import (make_shapes_cls_dataset,
+                                         make_shapes_dataset)
+    make = make_shapes_dataset if args.task == 'det' else \
+        make_shapes_cls_dataset
+    paths = make(args.out, args.train, args.val, args.size, args.seed)
     for split, path in paths.items():
         print(f'{split}: {path}')
     return 0
