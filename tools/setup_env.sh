@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv/ at the repository root and installs only what is missing:
-# torch/torchvision, setuptools<81, mmengine, mmcv (with compiled ops), mmdet and
-# this package (editable, with its dev extra). A second run takes seconds.
+# torch/torchvision, setuptools<81, mmengine, mmcv (with compiled ops), mmdet,
+# mmpretrain, mmdeploy (without its protobuf pin) and this package (editable, with its dev extra). A second run takes seconds.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +12,11 @@ TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
 MMENGINE_SPEC="mmengine==0.10.7"
 MMCV_VERSION="2.1.0"
 MMDET_SPEC="mmdet==3.3.0"
+MMPRETRAIN_SPEC="mmpretrain==1.2.0"
+MMDEPLOY_SPEC="mmdeploy==1.3.1"
+# mmdeploy's own requirements, less its protobuf<=3.20.2 pin (onnx needs a
+# newer protobuf: with the pin, pip would break the venv)
+MMDEPLOY_DEPS="aenum multiprocess prettytable terminaltables dill"
 
 say() { printf '[setup] %s\n' "$*"; }
 # pip's -q still warns about every missing local index folder of some machines
@@ -88,6 +93,25 @@ PY
 then
   say "installing $MMDET_SPEC"
   pipi "$MMDET_SPEC"
+fi
+
+if ! has <<'PY'
+import mmpretrain
+assert mmpretrain.__version__ == '1.2.0'
+PY
+then
+  say "installing $MMPRETRAIN_SPEC (ImageNet pretraining of the backbones)"
+  pipi "$MMPRETRAIN_SPEC"
+fi
+
+if ! has <<'PY'
+import mmdeploy, aenum, multiprocess, prettytable, dill
+from mmdeploy.apis import torch2onnx
+PY
+then
+  say "installing $MMDEPLOY_SPEC without its protobuf pin (end-to-end ONNX export)"
+  pipi $MMDEPLOY_DEPS
+  pipi --no-deps "$MMDEPLOY_SPEC"
 fi
 
 if ! has "$ROOT" <<'PY'

@@ -256,7 +256,8 @@ def fuse_checkpoint(config: str,
                     opset: Optional[int] = None,
                     force: bool = False,
                     analyze: bool = True,
-                    logger=None) -> Dict:
+                    logger=None,
+                    require_acb: bool = True) -> Dict:
     """Fuse a trained ACResNet detector into a stock mmdet ResNet detector.
 
     Args:
@@ -275,6 +276,9 @@ def fuse_checkpoint(config: str,
         force (bool): overwrite existing outputs. Defaults to False.
         analyze (bool): count parameters and FLOPs. Defaults to True.
         logger: where progress goes (``MMLogger``); None: the current one.
+        require_acb (bool): refuse a model without ACB ("nothing to fuse").
+            False converts a plain (FCNResNet) detector to its stock form
+            too, verified the same way. Defaults to True.
 
     Returns:
         dict: the report (errors, sizes, paths, seconds).
@@ -293,7 +297,7 @@ def fuse_checkpoint(config: str,
     except Exception as err:
         raise FuseError(f'cannot build the model of {config}: '
                         f'{type(err).__name__}: {err}'.splitlines()[0])
-    if not has_acb(model):
+    if require_acb and not has_acb(model):
         raise FuseError(f'nothing to fuse: the model of {config} has no ACB')
     ckpt = load_checkpoint_strict(model, checkpoint)
     model.eval()

@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Deploy a trained detector end to end: fuse, verify, export through
+mmdeploy to an ONNX file that returns boxes, check it in onnxruntime.
+
+    python tools/deploy.py CONFIG CHECKPOINT --out-dir DIR [--eval]
+        [--shape H W] [--num-images N] [--force] [--json FILE]
+
+Writes DIR/end2end.onnx (input `input`: the preprocessed [1, 3, H, W]
+tensor; outputs `dets` [1, K, 5] and `labels` [1, K]), DIR/deploy_config.py
+(the mmdeploy config used), DIR/fused.pth + DIR/fused_config.py (the stock
+detector) and DIR/deploy_report.json. Nothing is written unless the fused
+model matches the trained one and the ONNX detections match the torch ones.
+"""
+import argparse
+import json
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# mmengine imports pkg_resources (setuptools<81): harmless, keep it off the console
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+warnings.filterwarnings('ignore', category=DeprecationWarning)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', help='the training config')
+    parser.add_argument('checkpoint', help='the trained checkpoint')
+    parser.add_argument('--out-dir', required=True, help='output folder')
+    parser.add_argument('--eval', action='store_true', help='bbox mAP of '
+                        'torch and ONNX on the test set, and latency')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='random input of this size for the fusion '
+                        'check (default: the first test image)')
+    parser.add_argument('--num-images', type=int, default=20,
+                        help='test images for the ONNX check and latency')
+    parser.add_argument('--rtol', type=float, default=1e-4,
+                        help='largest allowed relative fusion error')
+    parser.add_argument('--force', action='store_true',
+                        help='overwrite existing outputs')
+    parser.add_argument('--json', help='also write the report to this file')
+    return parser.parse_args(argv)
+
+
+def print_table(report):
+    rows = [('fused vs trained, max rel err',
+             f'{report["fuse_max_rel_err"]:.3g}'),
+            ('ONNX vs torch, images / detections',
+             f'{report["check"]["images"]} / {report["check"]["detections"]}'),
+            ('ONNX vs torch, max box err (px)',
+             f'{report["check"]["max_box_err_px"]:.3g}'),
+            ('ONNX vs torch, max score err',
+             f'{report["check"]["max_score_err"]:.3g}')]
+    lat = report['latency_ms']
+    shape = 'x'.join(map(str, lat['input_shape'][-2:]))
+    rows.append((f'median latency torch / ONNX (ms, {shape})',
+                 f'{lat["torch"]:.1f} / {lat["onnx"]:.1f}'))
+    if 'eval' in report:
+        for key in ('bbox_mAP', 'bbox_mAP_50'):
+            rows.append((f'{key} torch / ONNX',
+                         f'{report["eval"]["torch"][key]:.3f} / '
+                         f'{report["eval"]["onnx"][key]:.3f}'))
+    custom = report['onnx']['custom_ops']
+    rows.append(('custom ops needed', ', '.join(custom) + ' (mmdeploy '
+                 'onnxruntime op library)' if custom else 'none'))
+    print('| check | value |\n| --- | --- |')
+    for name, value in rows:
+        print(f'| {name} | {value} |')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.shape and min(args.shape) < 32:
+        print(f'error: --shape {args.shape[0]} {args.shape[1]} is too small '
+              '(at least 32 32)', file=sys.stderr)
+        return 2
+    if args.num_images < 1:
+        print('error: --num-images must be at least 1', file=sys.stderr)
+        return 2
+    import acnet_backbone  # noqa: F401
+    from mmengine.logging import MMLogger
+
+    from acnet_backbone.deploy.checkpoint import FuseError
+    from acnet_backbone.deploy.end2end import deploy_checkpoint
+    logger = MMLogger.get_instance('acnet_deploy', log_level='INFO')
+    try:
+        report = deploy_checkpoint(
+            args.config, args.checkpoint, args.out_dir, evaluate=args.eval,
+            shape=tuple(args.shape) if args.shape else None,
+            num_images=args.num_images, rtol=args.rtol, force=args.force,
+            logger=logger)
+    except FuseError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    print_table(report)
+    for path in report['outputs']:
+        print(f'wrote {path}')
+    print(f'took {report["seconds"]:.1f} s')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
