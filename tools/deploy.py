@@ -21,6 +21,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # mmengine imports pkg_resources (setuptools<81): harmless, keep it off the console
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 warnings.filterwarnings('ignore', category=DeprecationWarning)
+# tracing mmdeploy's rewritten detector warns about every Python-side shape
+# read; the ONNX file is checked numerically instead
+warnings.filterwarnings('ignore', message='.*TracerWarning')
+warnings.filterwarnings('ignore', module=r'mmdeploy\.|torch\.onnx|mmcv\.ops')
 
 
 def parse_args(argv=None):
@@ -79,6 +83,8 @@ def main(argv=None) -> int:
         print('error: --num-images must be at least 1', file=sys.stderr)
         return 2
     import acnet_backbone  # noqa: F401
+    import torch
+    warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
     from mmengine.logging import MMLogger
 
     from acnet_backbone.deploy.checkpoint import FuseError

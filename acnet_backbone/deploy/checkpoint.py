@@ -41,6 +41,18 @@ def flatten_outputs(outputs) -> List[Tensor]:
     return flat
 
 
+def tensor_forward(model: nn.Module, x: Tensor):
+    """``model(x, mode='tensor')`` with one data sample per image that
+    describes ``x`` (two-stage detectors read image shapes from it even in
+    tensor mode; single-stage ones ignore it)."""
+    from mmdet.structures import DetDataSample
+    h, w = x.shape[-2:]
+    meta = dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
+                batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
+    samples = [DetDataSample(metainfo=meta) for _ in range(x.shape[0])]
+    return model(x, samples, mode='tensor')
+
+
 class TensorModeWrapper(nn.Module):
     """``detector(x, mode='tensor')`` as a module returning a flat tuple (what
     ONNX export and FLOP counting need)."""
@@ -312,8 +324,8 @@ def fuse_checkpoint(config: str,
     x = image_input(cfg, model, image) if image else torch.randn(
         1, 3, *shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ref = flatten_outputs(model(x, mode='tensor'))
-        stock_out = flatten_outputs(stock(x, mode='tensor'))
+        ref = flatten_outputs(tensor_forward(model, x))
+        stock_out = flatten_outputs(tensor_forward(stock, x))
         err = compare(stock_out, ref)
     report = dict(config=config, checkpoint=checkpoint, input_shape=list(
         x.shape), rtol=rtol, **err)
