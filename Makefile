@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench journey study clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -13,6 +13,17 @@ test: setup lint
 
 lint: setup
 	$(PY) -m ruff check --quiet --select E,F,W --ignore E501,E402 acnet_backbone tools tests configs
+
+# the embedded A/B study of the README (3 backbones x 3 seeds, CPU hours)
+study: setup
+	$(PY) tools/compare.py configs/shapes/retinanet_fcnresnet18_fpn_shapes.py \
+	    configs/shapes/retinanet_acresnet18_fpn_shapes.py \
+	    configs/shapes/retinanet_acresnet18-online_fpn_shapes.py \
+	    --seeds 0 1 2 --work-dir work_dirs/study_shapes
+
+# pretrain (mmpretrain) -> fine-tune (mmdet) on the embedded data
+journey: setup
+	$(PY) tools/journey.py
 
 demo: setup
 	$(PY) tools/demo.py

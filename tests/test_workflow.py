@@ -17,8 +17,11 @@ from acnet_backbone.datasets import make_shapes_dataset
 from acnet_backbone.deploy.checkpoint import _build_detector
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                           recursive=True))
+# detector configs (configs/pretrain holds mmpretrain classifiers: their
+# tests are in test_pretrain.py)
+CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
+                                      recursive=True)
+                 if osp.basename(osp.dirname(p)) != 'pretrain')
 
 
 def test_configs_exist():

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """The main job (`make demo`): make the embedded dataset, train an ACResNet
 RetinaNet on it, evaluate, fuse into a stock ResNet detector, evaluate the
-fused model, export ONNX and compare, draw detections, write a summary.
+fused model, export ONNX and compare, draw detections, deploy end to end
+through mmdeploy (boxes-out ONNX) and evaluate it, write a summary.
 
     python tools/demo.py [--config CONFIG] [--work-dir work_dirs/demo]
         [--max-iters N]
@@ -45,27 +46,58 @@ def evaluate(cfg, checkpoint, work_dir):
     return runner.test()
 
 
-def draw(config, checkpoint, images, out_file, classes):
-    """Detections of the (fused) model on a few images, with mmdet's
-    visualizer, side by side in one PNG."""
+def draw(config, checkpoint, images, ann_file, out_file, classes, title,
+         score_thr=0.3, scale=3):
+    """Ground truth beside the (fused) model's detections on a few val images,
+    drawn with mmdet's visualizer on images enlarged ``scale`` times, one row
+    per image, the score threshold in the title; written atomically."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
     import mmcv
-    import numpy as np
+    import torch
     from mmdet.apis import inference_detector, init_detector
+    from mmdet.structures import DetDataSample
     from mmdet.visualization import DetLocalVisualizer
+    from mmengine.structures import InstanceData
+    from pycocotools.coco import COCO
     model = init_detector(config, checkpoint, device='cpu')
+    coco = COCO(ann_file)
+    by_name = {img['file_name']: img['id'] for img in coco.dataset['images']}
     vis = DetLocalVisualizer(name=f'demo_vis_{time.time_ns()}')
     vis.dataset_meta = dict(classes=classes, palette=model.dataset_meta.get(
         'palette') if model.dataset_meta else None)
-    panels = []
-    for path in images:
+    fig, axes = plt.subplots(len(images), 2, squeeze=False,
+                             figsize=(8, 4 * len(images)))
+    for row, path in zip(axes, images):
         img = mmcv.imread(path, channel_order='rgb')
-        result = inference_detector(model, path)
-        vis.add_datasample('det', img, result, draw_gt=False, show=False,
-                           pred_score_thr=0.3)
-        panels.append(vis.get_image())
-    grid = np.concatenate(panels, axis=1)
+        big = mmcv.imrescale(img, scale, interpolation='nearest')
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=by_name[osp.basename(path)]))
+        gt = InstanceData(
+            bboxes=torch.tensor([[a['bbox'][0], a['bbox'][1],
+                                  a['bbox'][0] + a['bbox'][2],
+                                  a['bbox'][1] + a['bbox'][3]] for a in anns],
+                                dtype=torch.float32).reshape(-1, 4) * scale,
+            labels=torch.tensor([a['category_id'] - 1 for a in anns]))
+        pred = inference_detector(model, path).pred_instances
+        pred = pred[pred.scores >= score_thr]
+        pred.bboxes = pred.bboxes * scale
+        sample = DetDataSample(gt_instances=gt, pred_instances=pred)
+        for ax, which in zip(row, ('gt', 'pred')):
+            vis.add_datasample('det', big, sample, draw_gt=which == 'gt',
+                               draw_pred=which == 'pred', show=False,
+                               pred_score_thr=score_thr)
+            ax.imshow(vis.get_image())
+            ax.set_axis_off()
+        row[0].set_title(f'ground truth: {len(anns)} objects', fontsize=10)
+        row[1].set_title(f'fused detector: {len(pred)} detections',
+                         fontsize=10)
+    fig.suptitle(f'{title}: val images, detections with score >= '
+                 f'{score_thr}', fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     tmp = out_file + '.tmp.png'
-    mmcv.imwrite(mmcv.rgb2bgr(grid), tmp)
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
     os.replace(tmp, out_file)
 
 
@@ -79,6 +111,7 @@ def main(argv=None) -> int:
 
     from acnet_backbone.datasets import make_shapes_dataset
     from acnet_backbone.deploy.checkpoint import FuseError, fuse_checkpoint
+    from acnet_backbone.deploy.end2end import deploy_checkpoint
 
     if not osp.isfile(args.config):
         print(f'error: config not found: {args.config}', file=sys.stderr)
@@ -121,7 +154,7 @@ def main(argv=None) -> int:
     try:
         report = fuse_checkpoint(
             _dump(cfg, args.work_dir),
-            ckpt, fused_dir, onnx=True, shape=(160, 160), force=True,
+            ckpt, fused_dir, onnx=True, shape=(128, 128), force=True,
             logger=logger)
     except FuseError as err:
         print(f'error: {err}', file=sys.stderr)
@@ -136,8 +169,20 @@ def main(argv=None) -> int:
     vis_file = osp.join(args.work_dir, 'detections.png')
     draw(osp.join(fused_dir, 'fused_config.py'),
          osp.join(fused_dir, 'fused.pth'),
-         [osp.join(val_dir, n) for n in images], vis_file,
-         cfg.metainfo['classes'])
+         [osp.join(val_dir, n) for n in images], ann_val, vis_file,
+         cfg.metainfo['classes'],
+         f'{osp.basename(args.config)} fused into a stock ResNet')
+
+    print('[demo] deploying end to end (mmdeploy ONNX, dets/labels) and '
+          'evaluating it')
+    deploy_dir = osp.join(args.work_dir, 'deploy')
+    try:
+        deployed = deploy_checkpoint(
+            _dump(cfg, args.work_dir), ckpt, deploy_dir, evaluate=True,
+            force=True, logger=logger)
+    except FuseError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
 
     summary = dict(
         config=osp.relpath(args.config, ROOT),
@@ -146,6 +191,11 @@ def main(argv=None) -> int:
         bbox_mAP_50=metrics.get('coco/bbox_mAP_50'),
         bbox_mAP_fused=fused_metrics.get('coco/bbox_mAP'),
         bbox_mAP_50_fused=fused_metrics.get('coco/bbox_mAP_50'),
+        bbox_mAP_onnx_end2end=deployed['eval']['onnx']['bbox_mAP'],
+        bbox_mAP_50_onnx_end2end=deployed['eval']['onnx']['bbox_mAP_50'],
+        latency_ms_torch_fused=deployed['latency_ms']['torch'],
+        latency_ms_onnx_end2end=deployed['latency_ms']['onnx'],
+        onnx_end2end_max_box_err_px=deployed['check']['max_box_err_px'],
         fuse_max_rel_err=report['max_rel_err'],
         onnx_max_rel_err=max(r['max_rel_err'] for r in report['onnx']),
         params_train=report['before']['params'],
@@ -154,7 +204,8 @@ def main(argv=None) -> int:
         fuse_seconds=round(report['seconds'], 1),
         seconds=round(time.perf_counter() - start, 1),
         detections_png=vis_file,
-        fused_files=report['outputs'])
+        fused_files=report['outputs'],
+        deploy_files=deployed['outputs'])
     out = osp.join(args.work_dir, 'summary.json')
     fd, tmp = tempfile.mkstemp(dir=args.work_dir, suffix='.tmp')
     with os.fdopen(fd, 'w') as f:
@@ -165,6 +216,15 @@ def main(argv=None) -> int:
             ('bbox mAP@0.5', summary['bbox_mAP_50']),
             ('bbox mAP (fused)', summary['bbox_mAP_fused']),
             ('bbox mAP@0.5 (fused)', summary['bbox_mAP_50_fused']),
+            ('bbox mAP (end-to-end ONNX, onnxruntime)',
+             summary['bbox_mAP_onnx_end2end']),
+            ('bbox mAP@0.5 (end-to-end ONNX)',
+             summary['bbox_mAP_50_onnx_end2end']),
+            ('median latency per image, torch fused / ONNX (ms)',
+             f'{summary["latency_ms_torch_fused"]:.1f} / '
+             f'{summary["latency_ms_onnx_end2end"]:.1f}'),
+            ('ONNX vs torch detections, max box err (px)',
+             summary['onnx_end2end_max_box_err_px']),
             ('fused vs unfused max rel err', summary['fuse_max_rel_err']),
             ('ONNX vs torch max rel err', summary['onnx_max_rel_err']),
             ('params train / deploy', f'{summary["params_train"]:,} / '

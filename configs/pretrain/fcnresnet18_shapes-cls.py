@@ -9,7 +9,7 @@ custom_imports = dict(imports=['acnet_backbone'], allow_failed_imports=False)
 
 data_root = 'data/shapes_cls/'
 classes = ('rectangle', 'ellipse', 'triangle', 'cross')
-max_iters = 600
+max_iters = 1500
 batch_size = 32
 
 model = dict(
@@ -70,10 +70,12 @@ val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
-# ACNet's recipe (SGD, momentum 0.9, weight decay 1e-4, cosine), at batch 32
-# and a short iteration schedule
+# AdamW, as the shapes detectors: from scratch on this small set it learns
+# much faster than ACNet's ImageNet SGD recipe (measured here on the plain
+# net: SGD lr 0.05 / momentum 0.9 / wd 1e-4 reached 31.8% val top-1 after 600
+# iterations, AdamW lr 2e-3 / wd 0.05 41.8% after 300; chance is 25%)
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters,
