@@ -35,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('--repeats', type=int, help='timed repeats per case')
     parser.add_argument('--out-dir', default='work_dirs/benchmark')
     parser.add_argument('--skip-fuse-tool', action='store_true')
+    parser.add_argument('--only-deploy', action='store_true',
+                        help='only the torch vs end-to-end ONNX latency')
     # internal: one training-step memory measurement in a fresh process
     parser.add_argument('--_train-mem', dest='train_mem', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -268,6 +270,53 @@ def fuse_tool_time(out_dir):
     return out
 
 
+def deploy_latency(repeats):
+    """Per-image latency of the fused detector in torch against the
+    end-to-end ONNX file (decoding and NMS inside) in onnxruntime, measured
+    by tools/deploy.py's check loop (torch and onnxruntime alternate on the
+    same preprocessed input): the shapes RetinaNet (the demo's trained
+    checkpoint when present) and a R50 RetinaNet at 800x1333 (randomised
+    BNs: no COCO training here)."""
+    import numpy as np
+    from mmengine.config import Config
+    from PIL import Image
+
+    from acnet_backbone.deploy.checkpoint import _build_detector
+    from acnet_backbone.deploy.end2end import deploy_checkpoint
+    from acnet_backbone.testing import randomize_bn
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    shapes = osp.join(root, 'configs', 'shapes',
+                      'retinanet_acresnet18_fpn_shapes.py')
+    demo_ckpt = osp.join(root, 'work_dirs', 'demo', 'iter_1500.pth')
+    cases = [('shapes RetinaNet ACResNet-18', shapes, (128, 128)),
+             ('RetinaNet ACResNet-50', osp.join(
+                 root, 'configs', 'acnet', 'retinanet_acresnet50_fpn_1x_coco.py'),
+              (800, 1333))]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, config, (h, w) in cases:
+            ckpt = demo_ckpt if config == shapes and osp.isfile(
+                demo_ckpt) else None
+            if ckpt is None:
+                model = randomize_bn(_build_detector(Config.fromfile(config)))
+                ckpt = osp.join(tmp, 'model.pth')
+                torch.save(dict(state_dict=model.state_dict()), ckpt)
+                del model
+            img = osp.join(tmp, f'{h}x{w}.png')
+            Image.fromarray(np.random.default_rng(0).integers(
+                0, 255, (h, w, 3), dtype=np.uint8)).save(img)
+            report = deploy_checkpoint(
+                config, ckpt, osp.join(tmp, 'out'), force=True,
+                images=[img] * (repeats + 1))
+            lat = report['latency_ms']
+            rows.append(dict(model=name, input=lat['input_shape'][-2:],
+                             weights='trained' if ckpt == demo_ckpt else
+                             'random', torch_ms=lat['torch'],
+                             onnx_ms=lat['onnx'],
+                             ratio=lat['onnx'] / lat['torch']))
+    return rows
+
+
 def fmt_table(headers, rows):
     lines = ['| ' + ' | '.join(headers) + ' |',
              '| ' + ' | '.join('---' for _ in headers) + ' |']
@@ -325,6 +374,22 @@ def main(argv=None) -> int:
     print(f'device: {device_name}; repeats {repeats}', flush=True)
     results = dict(device=args.device, device_name=device_name,
                    torch=torch.__version__, quick=quick, repeats=repeats)
+    results['deploy'] = deploy_latency(repeats)
+    deploy_md = fmt_table(
+        ['end-to-end deploy (per image, median)', 'input', 'weights',
+         'torch fused ms', 'ONNX (onnxruntime) ms', 'ONNX / torch'],
+        [(r['model'], f'{r["input"][0]}x{r["input"][1]}', r['weights'],
+          f'{r["torch_ms"]:.1f}', f'{r["onnx_ms"]:.1f}', f'{r["ratio"]:.2f}')
+         for r in results['deploy']])
+    if args.only_deploy:
+        print(deploy_md)
+        os.makedirs(args.out_dir, exist_ok=True)
+        path = osp.join(args.out_dir, 'deploy_latency.md')
+        with open(path + '.tmp', 'w') as f:
+            f.write(f'Device: {device_name}\n\n{deploy_md}\n')
+        os.replace(path + '.tmp', path)
+        print(f'wrote {path}')
+        return 0
     kinds = ['resnet', 'acresnet', 'acresnet_fused']
     results['inference'] = bench_inference(args, sizes, kinds, repeats)
     train_size = (224, 224) if quick else (512, 512)
@@ -360,7 +425,8 @@ def main(argv=None) -> int:
           fmt_table(['fusion check', 'value'],
                     [(k, f'{v:.3g}') for k, v in results['fusion'].items()]
                     + [(f'tools/fuse.py R50 RetinaNet {k}', f'{v:.3g}')
-                       for k, v in results.get('fuse_tool', {}).items()])]
+                       for k, v in results.get('fuse_tool', {}).items()]),
+          '', deploy_md]
     text = '\n'.join(md)
     print(text)
     os.makedirs(args.out_dir, exist_ok=True)

@@ -225,7 +225,8 @@ def deploy_checkpoint(config: str,
                       rtol: float = 1e-4,
                       opset: int = 11,
                       force: bool = False,
-                      logger=None) -> Dict:
+                      logger=None,
+                      images: Optional[Sequence[str]] = None) -> Dict:
     """Fuse, verify and export a detector end to end through mmdeploy.
 
     Args:
@@ -244,6 +245,9 @@ def deploy_checkpoint(config: str,
         opset (int): ONNX opset. Defaults to 11 (mmdeploy's).
         force (bool): overwrite existing outputs. Defaults to False.
         logger: an ``MMLogger``; None: the current one.
+        images (list[str], optional): image files for the check and the
+            latency instead of the test set's first ``num_images`` (a file
+            may repeat: each entry is one timed run). Defaults to None.
 
     Returns:
         dict: the report that is also written as ``deploy_report.json``.
@@ -262,8 +266,11 @@ def deploy_checkpoint(config: str,
     except ImportError:
         raise FuseError('mmdeploy is not installed (tools/setup_env.sh '
                         'installs it)') from None
-    images = dataset_images(cfg, max(1, num_images)) if (
-        evaluate or num_images) else []
+    if images is None:
+        images = dataset_images(cfg, max(1, num_images))
+    missing = [p for p in images if not os.path.isfile(p)]
+    if missing:
+        raise FuseError(f'image not found: {missing[0]}')
     if not images:
         raise FuseError(f'the test set of {config} has no image to check '
                         'the export on')
