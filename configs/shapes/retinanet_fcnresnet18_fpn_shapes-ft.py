@@ -6,7 +6,7 @@
 # scratch: the backbone starts trained.
 _base_ = './retinanet_fcnresnet18_fpn_shapes.py'
 pretrained = 'work_dirs/journey/pretrain_fcnresnet18_shapes-cls/iter_1500.pth'
-max_iters = 600
+max_iters = 400
 
 model = dict(
     backbone=dict(
