@@ -35,6 +35,7 @@ def write_json(path: str, obj) -> None:
     try:
         with os.fdopen(fd, 'w') as f:
             json.dump(obj, f, indent=2)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 is for the staging only
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):
@@ -47,6 +48,7 @@ def write_text(path: str, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
     with os.fdopen(fd, 'w') as f:
         f.write(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -203,6 +205,7 @@ def plot(report: Dict, out_file: str) -> None:
     os.close(fd)
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out_file)
 
 
@@ -292,7 +295,9 @@ def train_one(spec: Dict, out_dir: str, log_file: str) -> None:
         final_loss=final_loss(curve),
         loss_curve=curve,
         cfg_options=spec['cfg_options'])
+    # mmdet's CocoMetric returns nothing when no image has a detection
+    # above the score threshold (an early, untrained model): that is AP 0
+    result['no_detections'] = f'coco/{METRICS[0]}' not in metrics
     for key in METRICS:
-        value = metrics.get(f'coco/{key}')
-        result[key] = None if value is None else float(value)
+        result[key] = float(metrics.get(f'coco/{key}', 0.0))
     write_json(osp.join(out_dir, 'result.json'), result)
