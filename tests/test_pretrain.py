@@ -23,10 +23,14 @@ SMALL = dict(base_channels=16, stem_channels=16)
 
 
 def build_classifier(cfg):
+    """Build under mmpretrain's scope (another test of the same worker may
+    have made mmdet the default scope, as mmdet's tools do)."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     from mmpretrain.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    return MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(cfg.model)
 
 
 @pytest.mark.parametrize('path', PRETRAIN,
