@@ -140,7 +140,7 @@ def _ddp_worker(rank, world, store, x, out, mode):
                             world_size=world)
     torch.manual_seed(0)
     net = ACResNet(18, base_channels=8, acb_gamma_init=0.5, acb_mode=mode,
-                   norm_eval=True).train()  # train() applies norm_eval
+                   norm_eval=True, acb_norm_eval=True).train()  # train() applies norm_eval
     ddp = torch.nn.parallel.DistributedDataParallel(
         net, find_unused_parameters=False)
     part = x.chunk(world)[rank]
@@ -162,8 +162,12 @@ def test_ddp_gloo_gradients_match_single_process(tmp_path, mode):
     ddp_grads = torch.load(out, weights_only=True)
     torch.manual_seed(0)
     net = ACResNet(18, base_channels=8, acb_gamma_init=0.5, acb_mode=mode,
-                   norm_eval=True).train()
+                   norm_eval=True, acb_norm_eval=True).train()
     # DDP averages the ranks' gradients: the loss of each half, averaged
+    # every norm in eval mode (acb_norm_eval=True): per-sample computation, so
+    # the two ranks' halves must reproduce the whole batch exactly (with the
+    # branch BNs training, each rank would normalise over its own half, as
+    # any BN does under DDP without SyncBN)
     (sum(o.sum() for o in net(x)) / 2).backward()
     assert set(ddp_grads) == {k for k, _ in net.named_parameters()}
     for name, p in net.named_parameters():
