@@ -92,9 +92,9 @@ def draw(config, checkpoint, images, ann_file, out_file, classes, title,
         row[0].set_title(f'ground truth: {len(anns)} objects', fontsize=10)
         row[1].set_title(f'fused detector: {len(pred)} detections',
                          fontsize=10)
-    fig.suptitle(f'{title}: val images, detections with score >= '
-                 f'{score_thr}', fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    fig.suptitle(f'{title}\nval images; detections with score >= '
+                 f'{score_thr}', fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     tmp = out_file + '.tmp.png'
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
