@@ -28,13 +28,13 @@ class StudyError(RuntimeError):
     """Bad input to a study: reported in one line."""
 
 
-def write_json(path: str, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file, rename)."""
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file, rename)."""
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)),
+                               suffix='.tmp')
     try:
         with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=2)
+            f.write(text)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 is for the staging only
         os.replace(tmp, path)
     except BaseException:
@@ -43,13 +43,9 @@ def write_json(path: str, obj) -> None:
         raise
 
 
-def write_text(path: str, text: str) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+def write_json(path: str, obj) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    write_text(path, json.dumps(obj, indent=2))
 
 
 def config_name(config: str) -> str:

@@ -15,3 +15,24 @@ torch.set_num_threads(1 if os.environ.get('PYTEST_XDIST_WORKER') else
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def log_lines(fn):
+    """Call ``fn`` and return the messages mmengine's current logger got."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        fn()
+    finally:
+        logger.removeHandler(handler)
+    return records

@@ -5,7 +5,7 @@ import torchvision
 from mmdet.models.backbones import ResNet
 
 from acnet_backbone import ACResNet, FCNResNet
-from conftest import randomize_bn, rel_err
+from conftest import log_lines, randomize_bn, rel_err
 
 
 @pytest.fixture(scope='module')
@@ -183,24 +183,11 @@ def test_fcn_demo_tool(tmp_path):
 
 def test_pretrained_load_reports_in_one_log_line(tv_resnet18):
     """The ACB keys a plain checkpoint lacks are summarised, not listed."""
-    import logging
-
     from mmengine.logging import MMLogger
     _, path = tv_resnet18
-    logger = MMLogger.get_instance('acnet_one_line_test', log_level='INFO')
-    records = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    handler = Keep()
-    logger.addHandler(handler)
-    try:
-        net = ACResNet(18, init_cfg=dict(type='Pretrained', checkpoint=path))
-        net.init_weights()
-    finally:
-        logger.removeHandler(handler)
+    MMLogger.get_instance('acnet_one_line_test', log_level='INFO')
+    net = ACResNet(18, init_cfg=dict(type='Pretrained', checkpoint=path))
+    records = log_lines(net.init_weights)
     mine = [r for r in records if r.startswith('ACResNet: loaded')]
     assert len(mine) == 1 and '\n' not in mine[0]
     # 16 ACB convs x 2 branches x (kernel + 4 BN tensors; BN fills in a missing

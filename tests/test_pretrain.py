@@ -1,7 +1,6 @@
 """Pretraining with mmpretrain and fine-tuning in mmdet: configs, ACB tensors
 carried over, mismatches refused in one line, the embedded journey's steps."""
 import glob
-import logging
 import os.path as osp
 import subprocess
 import sys
@@ -9,13 +8,12 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 import acnet_backbone  # noqa: F401
 from acnet_backbone.backbones import PretrainedMismatchError
 from acnet_backbone.datasets import (make_shapes_cls_dataset,
                                      make_shapes_dataset)
-from conftest import randomize_bn
+from conftest import log_lines, randomize_bn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN = sorted(glob.glob(osp.join(ROOT, 'configs', 'pretrain', '*.py')))
@@ -74,23 +72,6 @@ def _save_classifier(tmp, config, **backbone):
     return model, str(path)
 
 
-def _log_lines(fn):
-    logger = MMLogger.get_current_instance()
-    records = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    handler = Keep()
-    logger.addHandler(handler)
-    try:
-        fn()
-    finally:
-        logger.removeHandler(handler)
-    return records
-
-
 @pytest.mark.parametrize('arch', ['retinanet', 'faster-rcnn'])
 def test_acnet_pretrained_checkpoint_initialises_coco_detector(tmp_path, arch):
     pre = osp.join(ROOT, 'configs', 'pretrain', 'acresnet50-bn_8xb32_in1k.py')
@@ -105,7 +86,7 @@ def test_acnet_pretrained_checkpoint_initialises_coco_detector(tmp_path, arch):
     cfg.model.backbone.init_cfg.checkpoint = ckpt
     from mmdet.registry import MODELS
     model = MODELS.build(cfg.model)
-    lines = _log_lines(model.backbone.init_weights)
+    lines = log_lines(model.backbone.init_weights)
     want = {k: v for k, v in cls.backbone.state_dict().items()}
     got = model.backbone.state_dict()
     assert set(want) == set(got)
@@ -129,9 +110,19 @@ def test_mismatched_classification_checkpoints_refused(tmp_path):
         (ACResNet, dict(depth=50, base_channels=8, stem_channels=8),
          'in the checkpoint'),  # widths
     ]
-    for cls, kwargs, message in cases:
+    # an ACB checkpoint must bring all ACB tensors, not some
+    partial = tmp_path / 'partial.pth'
+    sd = torch.load(acb_ckpt, weights_only=True)['state_dict']
+    sd.pop('backbone.layer2.0.conv2.acb.ver_conv.weight')
+    torch.save({'state_dict': sd}, partial)
+    cases.append((ACResNet, dict(depth=50),
+                  'layer2.0.conv2.acb.ver_conv.weight is not in the checkpoint',
+                  str(partial)))
+    for case in cases:
+        cls, kwargs, message = case[:3]
+        ckpt = case[3] if len(case) > 3 else acb_ckpt
         kwargs = dict(SMALL, **kwargs)
-        net = cls(init_cfg=dict(type='Pretrained', checkpoint=acb_ckpt,
+        net = cls(init_cfg=dict(type='Pretrained', checkpoint=ckpt,
                                 prefix='backbone.'), **kwargs)
         before = {k: v.clone() for k, v in net.state_dict().items()}
         with pytest.raises(PretrainedMismatchError) as err:

@@ -1,6 +1,5 @@
 """mmdet's ResNet with an optional fully convolutional top, and the
 checkpoint loading that both registered backbones share."""
-import logging
 import math
 from typing import Optional, Sequence, Tuple, Union
 
@@ -220,7 +219,8 @@ class ResNetWithTop(ResNet):
                    and not k.endswith('num_batches_tracked')]
         by_design = [k for k in missing if self._expected_missing(k)]
         missing = [k for k in missing if not self._expected_missing(k)]
-        if by_design and any(self._expected_missing(k) for k in state_dict):
+        n_acb = sum(self._expected_missing(k) for k in state_dict)
+        if by_design and n_acb:
             # a checkpoint with ACB tensors must have all of them
             missing, by_design = missing + by_design, []
         if mismatched or missing or unexpected:
@@ -241,7 +241,6 @@ class ResNetWithTop(ResNet):
                 f'vs plain or acb_mode differ): {first} ({counts}); nothing '
                 'loaded')
         self.load_state_dict(state_dict, strict=False)
-        n_acb = sum(self._expected_missing(k) for k in state_dict)
 
         def names(keys: Sequence[str]) -> str:
             shown = ', '.join(keys[:4])
@@ -258,4 +257,4 @@ class ResNetWithTop(ResNet):
         if dropped:
             parts.append(f'classifier {names(dropped)} ignored (include_top='
                          'False)')
-        logger.log(logging.INFO, '; '.join(parts))
+        logger.info('; '.join(parts))
