@@ -5,6 +5,8 @@ from typing import Optional
 
 from mmengine.config import Config
 
+from .training import build_runner  # noqa: F401  (the tools' runner)
+
 
 def load_tool_config(config: str,
                      work_dir: Optional[str] = None,
@@ -22,11 +24,3 @@ def load_tool_config(config: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     return cfg
-
-
-def build_runner(cfg: Config):
-    """mmengine's Runner, or the config's own runner type."""
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    return (Runner.from_cfg(cfg) if 'runner_type' not in cfg else
-            RUNNERS.build(cfg))

@@ -97,14 +97,18 @@ def main(argv=None) -> int:
     import acnet_backbone  # noqa: F401
     from mmengine.config import Config
     from mmengine.logging import MMLogger
-    from mmengine.runner import Runner
 
     from acnet_backbone.datasets import make_shapes_dataset
     from acnet_backbone.deploy.checkpoint import FuseError, fuse_checkpoint
     from acnet_backbone.deploy.end2end import deploy_checkpoint
+    from acnet_backbone.training import (last_checkpoint, set_iterations,
+                                         train_and_evaluate)
 
     if not osp.isfile(args.config):
         print(f'error: config not found: {args.config}', file=sys.stderr)
+        return 2
+    if args.max_iters is not None and args.max_iters < 1:
+        print('error: --max-iters must be positive', file=sys.stderr)
         return 2
     os.makedirs(args.work_dir, exist_ok=True)
     ann_val = osp.join(args.data_root, 'annotations', 'val.json')
@@ -119,24 +123,16 @@ def main(argv=None) -> int:
         cfg[loader].dataset.data_root = data_root
     for ev in ('val_evaluator', 'test_evaluator'):
         cfg[ev].ann_file = data_root + 'annotations/val.json'
-    if args.max_iters:
-        cfg.train_cfg.max_iters = args.max_iters
-        cfg.train_cfg.val_interval = args.max_iters
-        cfg.default_hooks.checkpoint.interval = args.max_iters
-        cfg.param_scheduler[-1].end = args.max_iters
-        cfg.param_scheduler[-1].T_max = args.max_iters - \
-            cfg.param_scheduler[-1].begin
+    if args.max_iters is not None:
+        set_iterations(cfg, args.max_iters)
     iters = cfg.train_cfg.max_iters
-    cfg.train_cfg.val_begin = iters + 1  # evaluated once, below
 
     print(f'[demo] training {cfg.model.backbone.type}-'
           f'{cfg.model.backbone.depth} RetinaNet for {iters} iterations')
     t0 = time.perf_counter()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    _, metrics = train_and_evaluate(cfg)
     train_s = time.perf_counter() - t0
-    ckpt = osp.join(args.work_dir, f'iter_{iters}.pth')
-    metrics = runner.val_loop.run()
+    ckpt = last_checkpoint(args.work_dir)
     logger = MMLogger.get_current_instance()
 
     print('[demo] fusing and exporting')

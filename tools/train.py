@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     import acnet_backbone  # noqa: F401
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
-    from acnet_backbone.runner_utils import build_runner, load_tool_config
+    from acnet_backbone.runner_utils import load_tool_config
+    from acnet_backbone.training import train
 
     setup_cache_size_limit_of_dynamo()
     cfg = load_tool_config(args.config, args.work_dir, args.cfg_options,
@@ -73,9 +74,8 @@ def main(argv=None) -> int:
         cfg.resume = True
         cfg.load_from = args.resume
     from acnet_backbone.backbones import PretrainedMismatchError
-    runner = build_runner(cfg)
     try:
-        runner.train()
+        train(cfg)
     except PretrainedMismatchError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -4,7 +4,10 @@
 # norm_eval=True the branch BNs of the trainable stages keep training
 # (acb_norm_eval=False, the default).
 _base_ = './retinanet_fcnresnet18_fpn_shapes-ft.py'
-pretrained = 'work_dirs/journey/pretrain_acresnet18_shapes-cls/iter_1500.pth'
+# the checkpoint of `make journey`'s seed-0 pipeline; the journey gives each
+# seed its own (model.backbone.init_cfg.checkpoint)
+pretrained = ('work_dirs/journey/pretrain/acresnet18_shapes-cls/seed_0/'
+              'iter_1500.pth')
 model = dict(
     backbone=dict(
         type='ACResNet',

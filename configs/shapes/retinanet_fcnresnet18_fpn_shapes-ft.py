@@ -5,7 +5,10 @@
 # and first stage frozen (frozen_stages=1). Shorter than training from
 # scratch: the backbone starts trained.
 _base_ = './retinanet_fcnresnet18_fpn_shapes.py'
-pretrained = 'work_dirs/journey/pretrain_fcnresnet18_shapes-cls/iter_1500.pth'
+# the checkpoint of `make journey`'s seed-0 pipeline; the journey gives each
+# seed its own (model.backbone.init_cfg.checkpoint)
+pretrained = ('work_dirs/journey/pretrain/fcnresnet18_shapes-cls/seed_0/'
+              'iter_1500.pth')
 max_iters = 400
 
 model = dict(

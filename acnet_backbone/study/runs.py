@@ -1,0 +1,211 @@
+"""What a study run is, and what is checked before anything trains.
+
+A run is identified by its merged config's content (the config file with
+``--cfg-options`` applied and ``randomness.seed`` set to the run's seed):
+the study dumps it as ``<run dir>/config.py`` and keeps it in ``run.json``.
+A later call whose merged config differs for the same run directory is
+refused with the first differing key, never mixed in.
+"""
+import json
+import os.path as osp
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from mmengine.config import Config
+
+from ..training import schedule_length
+
+# keys the study sets itself for every run: not part of what a run is
+RUNTIME_KEYS = ('work_dir', 'launcher', 'resume', 'load_from')
+PACKAGES = ('torch', 'torchvision', 'numpy', 'mmengine', 'mmcv', 'mmdet',
+            'mmpretrain', 'mmsegmentation', 'mmdeploy', 'onnxruntime',
+            'acnet_backbone')
+
+
+class StudyError(RuntimeError):
+    """Bad input to a study: reported in one line."""
+
+
+@dataclass
+class RunSpec:
+    """One run of a study: a config, a seed and the settings that override
+    the config (``--cfg-options`` as a dict)."""
+    config: str
+    seed: int
+    options: Dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return config_name(self.config)
+
+
+def config_name(config: str) -> str:
+    return osp.splitext(osp.basename(config))[0]
+
+
+def run_dir(work_dir: str, spec: RunSpec) -> str:
+    return osp.join(work_dir, spec.name, f'seed_{spec.seed}')
+
+
+def package_versions() -> Dict[str, Optional[str]]:
+    """Installed versions of the stack a run depends on (None: absent)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def merged_config(spec: RunSpec) -> Config:
+    """The config of a run: the file, the options, the seed. Raises
+    StudyError (one line) when it cannot be read."""
+    if not osp.isfile(spec.config):
+        raise StudyError(f'config not found: {spec.config}')
+    try:
+        cfg = Config.fromfile(spec.config)
+        if spec.options:
+            cfg.merge_from_dict(dict(spec.options))
+    except Exception as err:  # a config is Python: anything can fail
+        msg = str(err).strip().splitlines()
+        raise StudyError(f'cannot read config {spec.config}: '
+                         f'{type(err).__name__}: '
+                         f'{msg[0] if msg else ""}') from None
+    cfg.randomness = dict(cfg.get('randomness') or {}, seed=int(spec.seed))
+    for key in RUNTIME_KEYS:
+        cfg.pop(key, None)
+    return cfg
+
+
+def identity(cfg: Config) -> Dict:
+    """The content that identifies a run, as plain JSON types."""
+    return json.loads(json.dumps(cfg.to_dict(), sort_keys=True, default=repr))
+
+
+def _flatten(obj, prefix='') -> Iterator[Tuple[str, object]]:
+    if isinstance(obj, dict):
+        if not obj:
+            yield prefix, {}
+        for key in sorted(obj):
+            yield from _flatten(obj[key], f'{prefix}.{key}' if prefix
+                                else str(key))
+    elif isinstance(obj, list) and obj and any(
+            isinstance(v, (dict, list)) for v in obj):
+        for i, value in enumerate(obj):
+            yield from _flatten(value, f'{prefix}[{i}]')
+    else:
+        yield prefix, obj
+
+
+def first_difference(old: Dict, new: Dict) -> Optional[str]:
+    """The first (sorted) dotted key whose value differs, or None."""
+    a, b = dict(_flatten(old)), dict(_flatten(new))
+    for key in sorted(set(a) | set(b)):
+        if a.get(key, '<absent>') != b.get(key, '<absent>'):
+            return (f'{key}: {a.get(key, "<absent>")!r} -> '
+                    f'{b.get(key, "<absent>")!r}')
+    return None
+
+
+def _metric_list(evaluator) -> List[Dict]:
+    if isinstance(evaluator, (list, tuple)):
+        return [dict(e) for e in evaluator]
+    evaluator = dict(evaluator)
+    if evaluator.get('type', '').split('.')[-1] == 'Evaluator':
+        return _metric_list(evaluator.get('metrics', []))
+    return [evaluator]
+
+
+def _as_list(value, default):
+    if value is None:
+        return list(default)
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def expected_metric_keys(evaluator) -> Optional[List[str]]:
+    """The keys that the evaluator config will return, for the metrics this
+    project knows (mmdet's CocoMetric, mmseg's IoUMetric, mmpretrain's
+    Accuracy); None when one of them is of another type (checked after the
+    run instead)."""
+    keys = []
+    for metric in _metric_list(evaluator):
+        kind = str(metric.get('type', '')).split('.')[-1]
+        if kind == 'CocoMetric':
+            prefix = metric.get('prefix') or 'coco'
+            for m in _as_list(metric.get('metric'), ['bbox']):
+                if m == 'proposal_fast':
+                    sizes = _as_list(metric.get('proposal_nums'),
+                                     (100, 300, 1000))
+                    keys += [f'{prefix}/AR@{n}' for n in sizes]
+                elif m == 'proposal':
+                    keys += [f'{prefix}/{k}' for k in (
+                        'AR@100', 'AR@300', 'AR@1000', 'AR_s@1000',
+                        'AR_m@1000', 'AR_l@1000')]
+                else:
+                    keys += [f'{prefix}/{m}_{k}' for k in (
+                        'mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m',
+                        'mAP_l')]
+        elif kind == 'IoUMetric':
+            prefix = metric.get('prefix')
+            names = ['aAcc']
+            for m in _as_list(metric.get('iou_metrics'), ['mIoU']):
+                names += ({'mIoU': ['mIoU', 'mAcc'],
+                           'mDice': ['mDice', 'mAcc'],
+                           'mFscore': ['mFscore', 'mPrecision',
+                                       'mRecall']}.get(m, [m]))
+            keys += [f'{prefix}/{n}' if prefix else n for n in names]
+        elif kind == 'Accuracy':
+            prefix = metric.get('prefix') or 'accuracy'
+            keys += [f'{prefix}/top{k}'
+                     for k in _as_list(metric.get('topk'), (1, ))]
+        else:
+            return None
+    return sorted(set(keys))
+
+
+def _dataset_problems(ds, where: str) -> Iterator[str]:
+    """Missing annotation files / image folders of a dataset config, looking
+    through mmengine's wrappers (RepeatDataset, ClassBalancedDataset,
+    ConcatDataset)."""
+    if 'dataset' in ds:
+        yield from _dataset_problems(ds['dataset'], where)
+        return
+    if 'datasets' in ds:
+        for sub in ds['datasets']:
+            yield from _dataset_problems(sub, where)
+        return
+    root = ds.get('data_root') or ''
+    ann = ds.get('ann_file') or ''
+    if ann and not osp.isfile(osp.join(root, ann)):
+        yield f'{where}: {osp.join(root, ann)} is missing'
+    prefix = ds.get('data_prefix') or {}
+    folders = prefix.values() if isinstance(prefix, dict) else [prefix]
+    for folder in folders:
+        if folder and not osp.isdir(osp.join(root, folder)):
+            yield f'{where}: folder {osp.join(root, folder)} is missing'
+
+
+def check_config(cfg: Config, config: str, metric: str) -> None:
+    """Everything about one merged config that can be checked before any
+    training; raises StudyError with one line."""
+    for key in ('train_dataloader', 'val_dataloader', 'val_evaluator',
+                'train_cfg'):
+        if not cfg.get(key):
+            raise StudyError(f'{config} has no {key}: not a training config '
+                             'with an evaluator')
+    try:
+        schedule_length(cfg)
+    except ValueError as err:
+        raise StudyError(f'{config}: {err} (no training loop)') from None
+    for loader in ('train_dataloader', 'val_dataloader'):
+        for problem in _dataset_problems(cfg[loader].dataset, loader):
+            hint = (' (make it with tools/make_shapes_dataset.py)'
+                    if 'shapes' in problem else '')
+            raise StudyError(f'dataset of {config} not found: {problem}'
+                             f'{hint}')
+    keys = expected_metric_keys(cfg.val_evaluator)
+    if keys is not None and metric not in keys:
+        raise StudyError(f'the evaluator of {config} does not return '
+                         f'{metric!r} (it returns: {", ".join(keys)})')
