@@ -51,6 +51,13 @@ def _check_geometry(kernel_size, stride, padding, dilation, groups,
     return k_h, stride, padding, dilation
 
 
+def branch_norm_cfg(norm_cfg: Optional[dict]) -> dict:
+    """The config of an asymmetric branch's norm: ``norm_cfg`` (default BN)
+    with ``requires_grad=True``, since branch norms have nothing pretrained
+    to keep frozen."""
+    return dict(norm_cfg or dict(type='BN'), requires_grad=True)
+
+
 class ACBranches(nn.Module):
     """The two asymmetric branches that accompany a ``k x k`` conv.
 
@@ -70,7 +77,13 @@ class ACBranches(nn.Module):
             learnable per-channel scale per branch, the branch kernels being
             merged into the square kernel at every forward. Defaults to 'bn'.
         norm_cfg (dict): the branch norms' config in ``'bn'`` mode. Defaults
-            to ``dict(type='BN')``.
+            to ``dict(type='BN')``. Its ``requires_grad`` is ignored: the
+            branch norms are new, with no pretrained values to keep, so they
+            are always built trainable (a ``requires_grad=False`` that
+            freezes a pretrained network's norms, as in mmdet's caffe-style
+            configs, would otherwise leave branches with ``gamma_init=0``
+            outputting zero for the whole of training). Freezing a whole
+            stage (``frozen_stages``) still freezes its branches.
         gamma_init (float): initial BN gamma (``'bn'``) or scale
             (``'online'``) of both branches. Defaults to 1.0.
     """
@@ -111,7 +124,7 @@ class ACBranches(nn.Module):
                              dilation=dilation, groups=groups, bias=False)
             self.add_module(f'{name}_conv', conv)
             if acb_mode == 'bn':
-                norm = build_norm_layer(norm_cfg or dict(type='BN'),
+                norm = build_norm_layer(branch_norm_cfg(norm_cfg),
                                         out_channels)[1]
                 self.add_module(f'{name}_bn', norm)
             else:
@@ -314,6 +327,8 @@ class ACBlock(nn.Module):
             scaled per channel and merged into the square kernel every
             forward, then the square BN). Defaults to 'bn'.
         norm_cfg (dict, optional): the norms. Defaults to ``dict(type='BN')``.
+            The branch norms ignore its ``requires_grad`` (always trainable,
+            see :class:`ACBranches`).
         acb_gamma_init (float): initial gamma (scale) of the asymmetric
             branches. Defaults to 1.0, as in ACNet.
 

@@ -1,8 +1,9 @@
+from .acnet_wrapper import ACNet, acnet_class, add_acb
 from .acresnet import ACResNet
 from .base import PretrainedMismatchError, ResNetWithTop, bilinear_kernel
 from .fcn_resnet import FCNResNet
 
 __all__ = [
-    'ACResNet', 'FCNResNet', 'PretrainedMismatchError', 'ResNetWithTop',
-    'bilinear_kernel'
+    'ACNet', 'ACResNet', 'FCNResNet', 'PretrainedMismatchError',
+    'ResNetWithTop', 'acnet_class', 'add_acb', 'bilinear_kernel'
 ]
