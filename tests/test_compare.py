@@ -352,7 +352,15 @@ def test_dist_train_sh_on_cpu_then_test_tool(tmp_path, shapes):
     assert f'Load checkpoint from {ckpt}' in out and 'Iter(test)' in out
 
 
-def test_bad_inputs_one_line_nothing_trained(tmp_path, shapes):
+def compare_main():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('compare_tool', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_bad_inputs_one_line_nothing_trained(tmp_path, shapes, capsys):
     work = tmp_path / 'w'
     no_loop = tmp_path / 'no_loop.py'
     no_loop.write_text(f"_base_ = '{PLAIN}'\ntrain_cfg = dict(_delete_=True,"
@@ -395,9 +403,12 @@ def test_bad_inputs_one_line_nothing_trained(tmp_path, shapes):
     if shutil.which('srun') is None:
         cases.append(([PLAIN, '--seeds', '0', '--launcher', 'slurm',
                        '--cfg-options', *opts], 'srun not found'))
+    main = compare_main()  # in this process: the checks train nothing
     for args, message in cases:
-        result = run(*args, '--work-dir', str(work))
-        one_error_line(result, message)
+        code = main([*args, '--work-dir', str(work)])
+        err = capsys.readouterr().err
+        one_error_line(subprocess.CompletedProcess(args, code, '', err),
+                       message)
         assert not work.exists(), args  # nothing trained, nothing written
 
 
