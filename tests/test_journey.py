@@ -1,0 +1,67 @@
+"""The journey as a study whose replicate is the whole pipeline: every seed
+pretrains (mmpretrain) and fine-tunes (mmdet) from that seed's checkpoint."""
+import json
+import os.path as osp
+
+from acnet_backbone.datasets import make_shapes_cls_dataset, make_shapes_dataset
+from acnet_backbone.study import run_journey
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def test_each_seed_finetunes_from_its_own_pretraining(tmp_path):
+    cls_data, det_data = tmp_path / 'cls', tmp_path / 'det'
+    make_shapes_cls_dataset(str(cls_data), 8, 4, 32, progress=False)
+    make_shapes_dataset(str(det_data), 4, 2, 96, progress=False)
+    loaders = {'train_dataloader.num_workers': 0,
+               'train_dataloader.persistent_workers': False,
+               'val_dataloader.num_workers': 0,
+               'val_dataloader.persistent_workers': False}
+    pre_opts = dict(loaders, **{
+        'train_dataloader.dataset.data_root': f'{cls_data}/',
+        'val_dataloader.dataset.data_root': f'{cls_data}/',
+        'train_dataloader.batch_size': 4, 'train_cfg.max_iters': 2,
+        'default_hooks.checkpoint.interval': 2,
+        'model.backbone.base_channels': 8, 'model.head.in_channels': 64})
+    root = f'{det_data}/'
+    ft_opts = dict(loaders, **{
+        'train_dataloader.dataset.data_root': root,
+        'val_dataloader.dataset.data_root': root,
+        'val_evaluator.ann_file': f'{root}annotations/val.json',
+        'train_dataloader.batch_size': 2, 'train_cfg.max_iters': 2,
+        'default_hooks.checkpoint.interval': 2,
+        'model.backbone.base_channels': 8,
+        'model.neck.in_channels': [8, 16, 32, 64]})
+    work = tmp_path / 'journey'
+    report = run_journey(
+        str(work), [3, 4],
+        pretrain=[osp.join(ROOT, 'configs', 'pretrain',
+                           'fcnresnet18_shapes-cls.py')],
+        finetune=[osp.join(ROOT, 'configs', 'shapes',
+                           'retinanet_fcnresnet18_fpn_shapes-ft.py')],
+        pretrain_options=pre_opts, finetune_options=ft_opts)
+    assert set(report) >= {'runs', 'summary', 'differences', 'pretrain'}
+    assert json.load(open(work / 'journey.json')) == json.loads(
+        json.dumps(report))
+    pre = {r['seed']: r for r in report['pretrain']['runs']}
+    assert set(pre) == {3, 4}
+    assert all('accuracy/top1' in r['metrics'] for r in pre.values())
+    for run in report['runs']:
+        seed = run['seed']
+        ckpt = osp.join(str(work), 'pretrain', 'fcnresnet18_shapes-cls',
+                        f'seed_{seed}', 'iter_2.pth')
+        assert osp.abspath(pre[seed]['checkpoint']) == osp.abspath(ckpt)
+        spec = json.load(open(osp.join(
+            str(work), 'finetune', run['config'], f'seed_{seed}',
+            'run.json')))
+        assert spec['content']['model']['backbone']['init_cfg'][
+            'checkpoint'] == ckpt
+        assert spec['content']['randomness']['seed'] == seed
+        assert 'bbox_mAP' in run
+    # the two pretrainings differ: the seed reached the pretraining too
+    import torch
+    a, b = (torch.load(pre[s]['checkpoint'], weights_only=True)['state_dict']
+            for s in (3, 4))
+    assert not torch.equal(a['backbone.conv1.weight'],
+                           b['backbone.conv1.weight'])
+    assert (work / 'journey.md').read_text().count('|') > 10
