@@ -61,6 +61,12 @@ class ACResNet(ResNetWithTop):
             blanket behaviour (every ``_BatchNorm`` in eval mode: the branch
             BNs then keep their init statistics, mean 0 and variance 1).
             Without ``norm_eval`` this has no effect. Defaults to False.
+        norm_cfg (dict): as in mmdet's ``ResNet``; the branch norms take its
+            type (BN, SyncBN) but are always trainable: a
+            ``requires_grad=False`` (mmdet's caffe-style configs freeze the
+            pretrained norms so) applies to the pretrained norms only, since
+            frozen branch norms with ``acb_gamma_init=0`` would output zero
+            for the whole of training.
         include_top, num_classes, top_pool, upsample: see
             :class:`~acnet_backbone.backbones.base.ResNetWithTop`.
         **kwargs: every keyword of mmdet's ``ResNet``.
