@@ -177,7 +177,7 @@ def _logger(work_dir: str):
     from mmengine.logging import MMLogger
     return MMLogger.get_instance(
         f'acnet_study_{time.time_ns()}', logger_name='study',
-        log_file=osp.join(work_dir, 'study.log'))
+        log_file=osp.join(work_dir, 'study.log'), file_mode='a')
 
 
 def run_plan(plan: Sequence[RunSpec], work_dir: str,
