@@ -28,3 +28,18 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """``max |a - b| / max |b|``, in float64."""
     a, b = a.detach().double(), b.detach().double()
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def import_blocker(*packages: str) -> str:
+    """Python source that makes importing any of ``packages`` (top-level
+    names) raise ImportError: the first lines of a script run in a fresh
+    interpreter to prove that a deployed file needs none of them."""
+    return (
+        'import builtins\n'
+        '_real_import = builtins.__import__\n'
+        f'_BLOCKED = {tuple(packages)!r}\n'
+        'def _guarded(name, *a, **k):\n'
+        "    if name.split('.')[0] in _BLOCKED:\n"
+        "        raise ImportError(f'{name} is blocked')\n"
+        '    return _real_import(name, *a, **k)\n'
+        'builtins.__import__ = _guarded\n')

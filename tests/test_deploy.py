@@ -11,6 +11,8 @@ from mmengine.config import Config
 
 from acnet_backbone.deploy.checkpoint import (FuseError, _build_detector,
                                               fuse_checkpoint)
+from acnet_backbone.deploy.staging import check_out_dir, staged_outputs
+from acnet_backbone.testing import import_blocker
 from conftest import randomize_bn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -62,14 +64,8 @@ def test_full_chain(trained):
     assert os.path.getmtime(out / 'fused.pth') == mtime
 
 
-CHECK_STOCK = r'''
-import sys, builtins
-real_import = builtins.__import__
-def guarded(name, *a, **k):
-    if name.split('.')[0] == 'acnet_backbone':
-        raise ImportError('acnet_backbone is blocked')
-    return real_import(name, *a, **k)
-builtins.__import__ = guarded
+CHECK_STOCK = import_blocker('acnet_backbone') + r'''
+import sys
 import torch
 from mmengine.config import Config
 from mmdet.registry import MODELS
@@ -162,15 +158,55 @@ def test_bad_inputs_refused_with_nothing_written(trained):
     assert not (tmp / 'pwned').exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason='root writes anywhere')
-def test_read_only_output_folder(trained):
+def test_unwritable_output_folder_is_refused(trained, monkeypatch):
+    """Also under root (which may write into a read-only folder): a folder
+    below a regular file is refused before any work, and a staging folder
+    that cannot be made is one error with nothing left behind."""
     ckpt, tmp = trained
-    ro = tmp / 'readonly'
-    ro.mkdir(exist_ok=True)
-    os.chmod(ro, 0o500)
-    result = run_tool(CONFIG, ckpt, '--out-dir', str(ro), '--no-analysis')
-    assert result.returncode == 2 and 'not writable' in result.stderr
-    assert os.listdir(ro) == []
+    blocker = tmp / 'plain_file'
+    blocker.write_text('x')
+    with pytest.raises(FuseError, match='cannot be created'):
+        check_out_dir(str(blocker / 'out'), ['a'], False)
+    result = run_tool(CONFIG, ckpt, '--out-dir', str(blocker / 'out' / 'x'),
+                      '--no-analysis', '--shape', *map(str, SHAPE))
+    assert result.returncode == 2 and 'cannot be created' in result.stderr
+    assert blocker.read_text() == 'x'
+
+    from types import SimpleNamespace
+
+    from acnet_backbone.deploy import staging
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, 'Permission denied')
+
+    # only the staging helper's mkdtemp fails (mmengine's Config uses one too)
+    monkeypatch.setattr(staging, 'tempfile', SimpleNamespace(mkdtemp=refuse))
+    out = tmp / 'unwritable'
+    with pytest.raises(FuseError, match='not writable .Permission denied.'):
+        fuse_checkpoint(CONFIG, ckpt, str(out), shape=SHAPE, analyze=False)
+    assert not out.exists()
+
+
+def test_staged_outputs_all_or_nothing(tmp_path):
+    out = tmp_path / 'new' / 'out'
+    with pytest.raises(ValueError):
+        with staged_outputs(str(out), ['a.txt', 'b.txt']) as stage:
+            open(os.path.join(stage, 'a.txt'), 'w').write('a')
+            raise ValueError('failed half way')
+    assert not out.exists()
+    keep = tmp_path / 'keep'
+    keep.mkdir()
+    (keep / 'a.txt').write_text('old')
+    with pytest.raises(RuntimeError, match='b.txt was not written'):
+        with staged_outputs(str(keep), ['a.txt', 'b.txt']) as stage:
+            open(os.path.join(stage, 'a.txt'), 'w').write('new')
+    assert os.listdir(keep) == ['a.txt'] and (keep / 'a.txt').read_text() == \
+        'old'
+    with staged_outputs(str(keep), ['a.txt', 'b.txt']) as stage:
+        for name in ('a.txt', 'b.txt', 'scratch.tmp'):
+            open(os.path.join(stage, name), 'w').write('new')
+    assert sorted(os.listdir(keep)) == ['a.txt', 'b.txt']
+    assert (keep / 'a.txt').read_text() == 'new'
 
 
 def test_output_folder_is_a_file(trained):

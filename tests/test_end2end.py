@@ -12,6 +12,7 @@ import torch
 from mmengine.config import Config
 
 from acnet_backbone.datasets import make_shapes_dataset
+from acnet_backbone.testing import import_blocker
 from acnet_backbone.deploy.checkpoint import _build_detector
 from acnet_backbone.deploy.end2end import (match_detections, preprocess,
                                            dataset_images, torch_detections)
@@ -38,6 +39,10 @@ test_dataloader = dict(
                  ann_file='annotations/val.json', data_prefix=dict(img='val/'),
                  pipeline=test_pipeline))
 val_dataloader = test_dataloader
+train_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, ann_file='annotations/train.json',
+                 data_prefix=dict(img='train/')))
 test_evaluator = dict(ann_file=data_root + 'annotations/val.json')
 val_evaluator = test_evaluator
 '''
@@ -66,10 +71,10 @@ model = dict(
 '''
 
 
-def _setup(tmp, name, body):
+def _setup(tmp, name, body, data_root=None):
     config = tmp / f'{name}.py'
     config.write_text(body.format(root_dir=ROOT) + DATA.format(
-        root=tmp / 'data'))
+        root=data_root or tmp / 'data'))
     cfg = Config.fromfile(str(config))
     model = _build_detector(cfg)
     randomize_bn(model, seed=3)
@@ -85,11 +90,16 @@ def _setup(tmp, name, body):
     return str(config), str(ckpt)
 
 
-@pytest.fixture(scope='module')
-def work(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('end2end')
+def make_work(tmp_path_factory, name='end2end'):
+    """A folder with a tiny shapes dataset in ``data/`` (4 train, 6 val)."""
+    tmp = tmp_path_factory.mktemp(name)
     make_shapes_dataset(str(tmp / 'data'), 4, 6, 96, seed=8, progress=False)
     return tmp
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    return make_work(tmp_path_factory)
 
 
 def run_tool(*args):
@@ -97,16 +107,9 @@ def run_tool(*args):
                           text=True, cwd=ROOT, timeout=900)
 
 
-PLAIN_ORT = r'''
-import builtins, sys
-real_import = builtins.__import__
-BLOCKED = ('acnet_backbone', 'mmdeploy', 'mmdet', 'mmengine', 'mmcv',
-           'mmpretrain', 'torch')
-def guarded(name, *a, **k):
-    if name.split('.')[0] in BLOCKED:
-        raise ImportError(f'{name} is blocked')
-    return real_import(name, *a, **k)
-builtins.__import__ = guarded
+PLAIN_ORT = import_blocker('acnet_backbone', 'mmdeploy', 'mmdet', 'mmengine',
+                           'mmcv', 'mmpretrain', 'torch') + r'''
+import sys
 import numpy as np, onnxruntime as ort
 session = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])
 assert [i.name for i in session.get_inputs()] == ['input']
@@ -196,6 +199,15 @@ def test_faster_rcnn_exports_and_runs_in_onnxruntime(work):
     assert 'RoiAlign' in ops
 
 
+def test_fuse_onnx_refuses_two_stage_with_a_pointer(work):
+    from acnet_backbone.deploy.checkpoint import FuseError, fuse_checkpoint
+    config, ckpt = _setup(work, 'faster_fuse', FASTER)
+    out = work / 'faster_fuse_out'
+    with pytest.raises(FuseError, match='two-stage.*tools/deploy.py'):
+        fuse_checkpoint(config, ckpt, str(out), onnx=True, shape=(64, 64))
+    assert not out.exists()
+
+
 class _Hostile:
     def __init__(self, target):
         self.target = target
@@ -250,6 +262,68 @@ def test_unexportable_model_is_one_error(work, monkeypatch):
     assert not out.exists()
 
 
+def test_check_reports_differing_images(caplog):
+    """Two-stage (not enforced): the differing images are named and their
+    box error is not reported as 0; one-stage: one error naming the image."""
+    from mmengine.logging import MMLogger
+
+    from acnet_backbone.deploy.checkpoint import FuseError
+    from acnet_backbone.deploy.end2end import check_against_torch
+    cfg = Config(dict(model=dict(test_cfg=dict(rcnn=dict(score_thr=0.05)))))
+    box = np.array([[0, 0, 10, 10, 0.9]], np.float32)
+    same = (box, np.array([1]))
+    run = dict(torch=[same, same, same],
+               onnx=[(box + [0, 0, 0.001, 0, 0], np.array([1])),
+                     (box[:0], np.array([], int)), (box, np.array([2]))])
+    images = ['a.png', 'b.png', 'c.png']
+    logger = MMLogger.get_instance('check_test')
+    check = check_against_torch(run, cfg, images, False, logger)
+    assert check['mismatched_images'] == 2 and not check['enforced']
+    assert [d['image'] for d in check['differing_images']] == ['b.png',
+                                                               'c.png']
+    assert all(d['max_box_err'] is None for d in check['differing_images'])
+    assert check['max_box_err_px'] == pytest.approx(0.001, abs=1e-6)
+    only_bad = dict(torch=run['torch'][1:], onnx=run['onnx'][1:])
+    check = check_against_torch(only_bad, cfg, images[1:], False, logger)
+    assert check['max_box_err_px'] is None and check['max_score_err'] is None
+    with pytest.raises(FuseError, match='2 of 3 images .first: b.png: 0 vs 1'):
+        check_against_torch(run, cfg, images, True, logger)
+
+
+def test_output_below_a_regular_file_is_refused(work):
+    """The unwritable-output refusal, in a form that holds for root too."""
+    from acnet_backbone.deploy.checkpoint import FuseError
+    from acnet_backbone.deploy.end2end import deploy_checkpoint
+    config, ckpt = _setup(work, 'retina_blocked', RETINA)
+    blocker = work / 'regular_file'
+    blocker.write_text('x')
+    with pytest.raises(FuseError, match='cannot be created'):
+        deploy_checkpoint(config, ckpt, str(blocker / 'out'), int8=True)
+    assert blocker.read_text() == 'x'
+
+
+def test_compat_shim_passes_dynamo_only_where_it_exists(monkeypatch):
+    from acnet_backbone.deploy.mmdeploy_compat import \
+        torchscript_export_kwargs
+    seen = {}
+
+    def old_export(model, args, f, opset_version=None):
+        seen['kwargs'] = dict(opset_version=opset_version)
+
+    def new_export(model, args, f, opset_version=None, dynamo=True):
+        seen['kwargs'] = dict(opset_version=opset_version, dynamo=dynamo)
+
+    assert torchscript_export_kwargs(old_export) == {}
+    assert torchscript_export_kwargs(new_export) == {'dynamo': False}
+    for fake, want in ((old_export, dict(opset_version=11)),
+                       (new_export, dict(opset_version=11, dynamo=False))):
+        monkeypatch.setattr(torch.onnx, 'export', fake)
+        with mmdeploy_export_compat():
+            torch.onnx.export(None, (), 'x.onnx', opset_version=11)
+        assert seen['kwargs'] == want
+        assert torch.onnx.export is fake
+
+
 def test_compat_shim_is_scoped():
     import torch.onnx.symbolic_opset9 as opset9
     before = torch.onnx.export
@@ -271,10 +345,14 @@ def test_match_detections_cutoffs_and_flat_boxes():
     assert m['n_torch'] == m['n_onnx'] == 1 and m['labels_equal']
     assert m['n_degenerate'] == 1
     assert m['max_box_err'] == pytest.approx(0.001, abs=1e-5)
-    # without the threshold the extra torch box is a real difference
-    assert match_detections(ref, got, 0)['n_torch'] == 2
+    # without the threshold the extra torch box is a real difference, and
+    # unpaired lists have no box error (not 0)
+    m = match_detections(ref, got, 0)
+    assert m['n_torch'] == 2 and m['n_onnx'] == 1
+    assert m['max_box_err'] is None and m['max_score_err'] is None
     wrong = (got[0], np.array([3, 0]))
-    assert not match_detections(ref, wrong, 0, 0.05)['labels_equal']
+    m = match_detections(ref, wrong, 0, 0.05)
+    assert not m['labels_equal'] and m['max_box_err'] is None
     # a list cut by max_per_img: near-ties at its last score are left out
     full = (np.array([[0, 0, 10, 10, 0.9], [1, 1, 5, 5, 0.5]], np.float32),
             np.array([1, 1]))

@@ -6,7 +6,6 @@ written to a temporary file in the output folder and renamed at the end.
 """
 import copy
 import os
-import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -15,17 +14,16 @@ import torch
 from mmengine.config import Config
 from torch import Tensor, nn
 
+from ..backbones.acnet_wrapper import WRAPPER_TYPES, stock_backbone_config
 from ..safe_load import UnsafeCheckpointError, safe_load
+from .errors import FuseError
 from .fuse import fuse_model, has_acb
+from .mmdeploy_compat import torchscript_export_kwargs
+from .staging import check_out_dir, staged_outputs
 
 ACB_ONLY_KEYS = ('acb_mode', 'acb_gamma_init', 'deploy')
 TOP_KEYS = ('include_top', 'num_classes', 'top_pool', 'upsample')
 OUTPUT_NAMES = ('fused.pth', 'fused_config.py', 'fused.onnx')
-
-
-class FuseError(RuntimeError):
-    """A problem with the user's input: reported in one line, nothing
-    written."""
 
 
 def flatten_outputs(outputs) -> List[Tensor]:
@@ -62,7 +60,7 @@ class TensorModeWrapper(nn.Module):
         self.detector = detector
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        return tuple(flatten_outputs(self.detector(x, mode='tensor')))
+        return tuple(flatten_outputs(tensor_forward(self.detector, x)))
 
 
 def compare(outputs: Sequence[Tensor], reference: Sequence[Tensor]) -> Dict:
@@ -92,17 +90,21 @@ def to_plain(obj):
 
 
 def stock_config(cfg: Config) -> Config:
-    """The config of the fused detector: backbone ``type='ResNet'``, the
-    ACB-only keys and acnet_backbone's ``custom_imports`` removed."""
+    """The config of the fused detector: backbone ``type='ResNet'`` (for an
+    ``ACNet`` backbone: the stock backbone it wraps), the ACB-only keys and
+    acnet_backbone's ``custom_imports`` removed."""
     cfg = copy.deepcopy(cfg)
     backbone = cfg.model.backbone
     if backbone.get('include_top'):
         raise FuseError('the backbone has include_top=True: a detector '
                         'backbone returns stage features')
-    backbone.type = 'ResNet'
-    for key in ACB_ONLY_KEYS + TOP_KEYS:
-        backbone.pop(key, None)
-    backbone.init_cfg = None  # weights come from fused.pth
+    if backbone.get('type') in WRAPPER_TYPES:  # ACNet: the stock type inside
+        cfg.model.backbone = stock_backbone_config(backbone)
+    else:
+        backbone.type = 'ResNet'
+        for key in ACB_ONLY_KEYS + TOP_KEYS:
+            backbone.pop(key, None)
+        backbone.init_cfg = None  # weights come from fused.pth
     imports = cfg.get('custom_imports')
     if imports:
         names = [n for n in imports.get('imports', [])
@@ -114,13 +116,19 @@ def stock_config(cfg: Config) -> Config:
     return cfg
 
 
-def _build_detector(cfg: Config) -> nn.Module:
+def build_detector(cfg: Config) -> nn.Module:
+    """The detector of ``cfg`` (mmdet's registry, default scope ``mmdet``)
+    with no backbone ``init_cfg``: a checkpoint supplies the weights."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.init_cfg = None  # the checkpoint supplies weights
     return MODELS.build(model_cfg)
+
+
+# the former private name, still used by tests and tools/benchmark.py
+_build_detector = build_detector
 
 
 def load_config(config: str) -> Config:
@@ -131,6 +139,13 @@ def load_config(config: str) -> Config:
     except Exception as err:
         raise FuseError(f'cannot read config {config}: '
                         f'{type(err).__name__}: {err}'.splitlines()[0])
+
+
+def is_segmentor_config(cfg: Config) -> bool:
+    """Whether ``cfg`` describes an mmseg segmentor (its default scope is
+    ``mmseg`` or its model has a ``decode_head``)."""
+    model = cfg.get('model') or {}
+    return cfg.get('default_scope') == 'mmseg' or 'decode_head' in model
 
 
 def load_checkpoint_strict(model: nn.Module, checkpoint: str) -> dict:
@@ -173,19 +188,27 @@ def load_checkpoint_strict(model: nn.Module, checkpoint: str) -> dict:
     return ckpt
 
 
+def preprocess(cfg: Config, model: nn.Module, path: str):
+    """One image through the config's test pipeline (annotations not loaded)
+    and the data preprocessor of ``model`` (a detector, or the preprocessor
+    itself): ``(inputs [1, 3, H, W], data_samples)``, what the network
+    sees."""
+    from mmcv.transforms import Compose
+    pipeline = [t for t in copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+                if 'Annotations' not in t['type']]
+    data = Compose(pipeline)(dict(img_path=path, img_id=0))
+    batch = getattr(model, 'data_preprocessor', model)(
+        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
+        False)
+    return batch['inputs'], batch['data_samples']
+
+
 def image_input(cfg: Config, model: nn.Module, image: str) -> Tensor:
     """A real image through the config's test pipeline and the model's data
     preprocessor: the ``[1, 3, H, W]`` tensor the network sees."""
-    from mmcv.transforms import Compose
     if not os.path.isfile(image):
         raise FuseError(f'image not found: {image}')
-    pipeline = copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-    pipeline = [t for t in pipeline if 'Annotations' not in t['type']]
-    data = Compose(pipeline)(dict(img_path=image, img_id=0))
-    batch = model.data_preprocessor(
-        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
-        False)
-    return batch['inputs']
+    return preprocess(cfg, model, image)[0]
 
 
 def complexity(model: nn.Module, x: Tensor) -> Dict:
@@ -206,7 +229,7 @@ def export_onnx(model: nn.Module, x: Tensor, path: str, n_out: int,
     kwargs = dict(input_names=['input'],
                   output_names=[f'output{i}' for i in range(n_out)],
                   dynamic_axes={'input': {2: 'height', 3: 'width'}},
-                  dynamo=False)
+                  **torchscript_export_kwargs())
     if opset:
         kwargs['opset_version'] = opset
     with torch.no_grad():
@@ -227,35 +250,49 @@ def check_onnx(path: str, inputs: Sequence[Tensor],
     return results
 
 
-def _check_out_dir(out_dir: str, names: Sequence[str], force: bool) -> None:
-    """Refuse early (before any work) an output folder we could not write or
-    that holds outputs already; creates nothing."""
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise FuseError(f'output folder {out_dir} is a file')
-        if not os.access(out_dir, os.W_OK | os.X_OK):
-            raise FuseError(f'output folder {out_dir} is not writable')
-        existing = [n for n in names
-                    if os.path.exists(os.path.join(out_dir, n))]
-        if existing and not force:
-            raise FuseError(f'{os.path.join(out_dir, existing[0])} exists; '
-                            'pass --force to overwrite')
-        return
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise FuseError(f'output folder {out_dir} cannot be created: {parent} '
-                        'is not a writable folder')
+def other_size_input(x: Tensor) -> Tensor:
+    """A random input of another size than ``x`` (about half its height and
+    three quarters of its width, multiples of 32, at least 64): the second
+    input of an ONNX check with dynamic H and W."""
+    h, w = x.shape[-2:]
+    return torch.randn(1, 3, max(64, (h // 2) // 32 * 32),
+                       max(64, (w * 3 // 4) // 32 * 32),
+                       generator=torch.Generator().manual_seed(1))
 
 
-def _staging_dir(out_dir: str) -> str:
+def export_and_check_onnx(model: nn.Module, x: Tensor, path: str,
+                          opset: Optional[int], rtol: float,
+                          logger) -> List[Dict]:
+    """Export ``model`` (tensor mode) to ``path`` and check the file in
+    onnxruntime against torch on ``x`` and on a second input of another
+    size (dynamic H and W).
+
+    Returns:
+        list[dict]: per input, its shape and the errors of :func:`compare`.
+
+    Raises:
+        FuseError: the export fails or a relative error exceeds ``rtol``.
+    """
+    with torch.no_grad():
+        ref = flatten_outputs(tensor_forward(model, x))
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        return tempfile.mkdtemp(dir=out_dir, prefix='.fuse-')
-    except OSError as err:
-        raise FuseError(f'output folder {out_dir} is not writable '
-                        f'({err.strerror})')
+        export_onnx(model, x, path, len(ref), opset)
+    except Exception as err:
+        raise FuseError(f'cannot export the fused model to ONNX: '
+                        f'{type(err).__name__}: {err}'.splitlines()[0])
+    other = other_size_input(x)
+    with torch.no_grad():
+        other_ref = flatten_outputs(tensor_forward(model, other))
+    results = check_onnx(path, [x, other], [ref, other_ref])
+    for r in results:
+        logger.info(f'onnxruntime vs torch at {r["shape"]}: max abs '
+                    f'err {r["max_abs_err"]:.3g}, max rel err '
+                    f'{r["max_rel_err"]:.3g}')
+    worst = max(r['max_rel_err'] for r in results)
+    if not worst <= rtol:
+        raise FuseError(f'ONNX check failed: relative error '
+                        f'{worst:.3g}; nothing written')
+    return results
 
 
 def fuse_checkpoint(config: str,
@@ -303,19 +340,27 @@ def fuse_checkpoint(config: str,
     start = time.perf_counter()
     names = list(OUTPUT_NAMES if onnx else OUTPUT_NAMES[:2])
     cfg = load_config(config)
-    _check_out_dir(out_dir, names, force)
+    check_out_dir(out_dir, names, force)
     try:
-        model = _build_detector(cfg)
+        model = build_detector(cfg)
     except Exception as err:
         raise FuseError(f'cannot build the model of {config}: '
                         f'{type(err).__name__}: {err}'.splitlines()[0])
     if require_acb and not has_acb(model):
         raise FuseError(f'nothing to fuse: the model of {config} has no ACB')
+    if onnx and hasattr(model, 'roi_head'):
+        # mmdet 3.3's tensor-mode graph of a two-stage detector does not
+        # trace to ONNX (its RPN decoding imports the removed mmdet.core, and
+        # the traced RPN keeps other proposals than torch); mmdeploy rewrites
+        # those steps
+        raise FuseError(f'--onnx exports one-stage detectors; the model of '
+                        f'{config} is two-stage: export it end to end with '
+                        'tools/deploy.py')
     ckpt = load_checkpoint_strict(model, checkpoint)
     model.eval()
     fused = fuse_model(model)
     fused_cfg = stock_config(cfg)
-    stock = _build_detector(fused_cfg).eval()
+    stock = build_detector(fused_cfg).eval()
     stock.load_state_dict(fused.state_dict(), strict=True)
     if any(type(m).__module__.startswith('acnet_backbone')
            for m in stock.modules()):
@@ -344,10 +389,7 @@ def fuse_checkpoint(config: str,
                     f'{report["before"]["flops"] / 1e9:.2f} G -> '
                     f'{report["after"]["flops"] / 1e9:.2f} G')
 
-    created = not os.path.exists(out_dir)
-    tmp = _staging_dir(out_dir)
-    done = False
-    try:
+    with staged_outputs(out_dir, names) as tmp:
         meta = to_plain(dict(ckpt.get('meta', {})))
         meta['acnet_backbone'] = to_plain(dict(
             fused_from=os.path.abspath(checkpoint),
@@ -356,33 +398,47 @@ def fuse_checkpoint(config: str,
                    os.path.join(tmp, 'fused.pth'))
         fused_cfg.dump(os.path.join(tmp, 'fused_config.py'))
         if onnx:
-            onnx_path = os.path.join(tmp, 'fused.onnx')
-            export_onnx(stock, x, onnx_path, len(stock_out), opset)
-            h, w = x.shape[-2:]
-            other = torch.randn(1, 3, max(64, (h // 2) // 32 * 32),
-                                max(64, (w * 3 // 4) // 32 * 32),
-                                generator=torch.Generator().manual_seed(1))
-            with torch.no_grad():
-                other_out = flatten_outputs(stock(other, mode='tensor'))
-            report['onnx'] = check_onnx(onnx_path, [x, other],
-                                        [stock_out, other_out])
-            for r in report['onnx']:
-                logger.info(f'onnxruntime vs torch at {r["shape"]}: max abs '
-                            f'err {r["max_abs_err"]:.3g}, max rel err '
-                            f'{r["max_rel_err"]:.3g}')
-            worst = max(r['max_rel_err'] for r in report['onnx'])
-            if not worst <= max(rtol, 1e-4):
-                raise FuseError(f'ONNX check failed: relative error '
-                                f'{worst:.3g}; nothing written')
-        for name in names:
-            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
-        done = True
-    finally:
-        for leftover in os.listdir(tmp):
-            os.remove(os.path.join(tmp, leftover))
-        os.rmdir(tmp)
-        if created and not done and not os.listdir(out_dir):
-            os.rmdir(out_dir)  # leave no trace of a failed run
+            report['onnx'] = export_and_check_onnx(
+                stock, x, os.path.join(tmp, 'fused.onnx'), opset,
+                max(rtol, 1e-4), logger)
     report['outputs'] = [os.path.join(out_dir, n) for n in names]
     report['seconds'] = time.perf_counter() - start
     return report
+
+
+def fuse_any_checkpoint(config: str,
+                        checkpoint: str,
+                        out_dir: str,
+                        onnx: bool = False,
+                        shape: Optional[Tuple[int, int]] = None,
+                        image: Optional[str] = None,
+                        num_images: int = 0,
+                        **kwargs) -> Dict:
+    """``tools/fuse.py``'s one call: a detector through
+    :func:`fuse_checkpoint` (verified on ``image`` or a random ``shape``
+    input, default 800x1333), an mmseg segmentor through
+    :func:`acnet_backbone.seg.deploy.fuse_segmentor_checkpoint` (verified on
+    a random ``shape`` input, default 512x512, and on ``num_images`` test
+    images, whose mIoU it reports). ``kwargs``: ``rtol``, ``opset``,
+    ``force``, ``logger``, and ``analyze`` (detectors only).
+
+    Raises:
+        FuseError: bad input (also an option of the other kind of model) or
+            a failed check; nothing written.
+    """
+    cfg = load_config(config)
+    if not is_segmentor_config(cfg):
+        if num_images:
+            raise FuseError('--num-images is for segmentors; a detector is '
+                            'verified on --image or a random input')
+        return fuse_checkpoint(config, checkpoint, out_dir, onnx=onnx,
+                               shape=shape or (800, 1333), image=image,
+                               **kwargs)
+    if image is not None:
+        raise FuseError('--image is for detectors; a segmentor is verified '
+                        'on --num-images test images')
+    kwargs.pop('analyze', None)
+    from ..seg.deploy import fuse_segmentor_checkpoint
+    return fuse_segmentor_checkpoint(config, checkpoint, out_dir, onnx=onnx,
+                                     shape=shape or (512, 512),
+                                     num_images=num_images, **kwargs)

@@ -8,6 +8,14 @@ ObjectDetection task and onnxruntime backend, decoding and NMS inside the
 graph. The ONNX file is checked in a plain onnxruntime session against the
 torch detector before anything is written; ``evaluate=True`` adds the bbox
 mAP of both on the config's test set and their per-image latency.
+``int8=True`` adds ``end2end_int8.onnx`` (:mod:`.quantize`: the same
+contract, the network's convolutions in INT8, post-processing in float),
+checked, timed and evaluated beside the FP32 file.
+
+The steps are separate functions: :func:`export_end2end` (mmdeploy),
+:func:`run_side_by_side` and :func:`check_against_torch` (onnxruntime vs
+torch, latency), :func:`evaluate_end2end` (bbox mAP); :func:`deploy_checkpoint`
+chains them and writes everything at once (:func:`.staging.staged_outputs`).
 
 File contract (``end2end.onnx``): input ``input`` = the ``[1, 3, H, W]``
 float32 tensor after the config's data preprocessor (H, W dynamic); outputs
@@ -23,18 +31,21 @@ import os
 import shutil
 import statistics
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
 
-from .checkpoint import (FuseError, _build_detector, _check_out_dir,
-                         _staging_dir, fuse_checkpoint, load_config)
+from .checkpoint import (build_detector, fuse_checkpoint, load_config,
+                         preprocess)
+from .errors import FuseError
 from .mmdeploy_compat import mmdeploy_export_compat, ort_custom_ops_library
+from .staging import check_out_dir, staged_outputs
 
 DEPLOY_OUTPUTS = ('end2end.onnx', 'deploy_config.py', 'fused.pth',
                   'fused_config.py', 'deploy_report.json')
+INT8_OUTPUT = 'end2end_int8.onnx'
 # box and score tolerances of the onnxruntime-vs-torch check (float32 maps
 # through the same decoding: errors seen here are about 1e-5 px)
 BOX_ATOL = 1e-2
@@ -80,41 +91,42 @@ def needs_custom_ops(onnx_path: str) -> List[str]:
                    if n.domain not in ('', 'ai.onnx')})
 
 
-def ort_session(onnx_path: str, custom_ops: Optional[str] = None):
+def ort_session(onnx_path: str, custom_ops: Optional[str] = None,
+                threads: Optional[int] = None):
     """A plain onnxruntime CPU session; ``custom_ops``: a library to
-    register first (two-stage detectors)."""
+    register first (two-stage detectors); ``threads``: intra-op threads
+    (None: onnxruntime's choice)."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     if custom_ops:
         options.register_custom_ops_library(custom_ops)
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     return ort.InferenceSession(onnx_path, options,
                                 providers=['CPUExecutionProvider'])
 
 
-def dataset_images(cfg: Config, limit: Optional[int]) -> List[str]:
-    """Paths of the first ``limit`` images of the config's test set."""
+def dataset_images(cfg: Config, limit: Optional[int],
+                   split: str = 'test', spread: bool = False) -> List[str]:
+    """Image paths of the config's ``split`` (``'test'`` or ``'train'``)
+    dataset (wrappers such as ``RepeatDataset`` unwrapped): the first
+    ``limit``, or with ``spread`` ``limit`` images evenly spaced over the
+    set; None: all."""
     from mmdet.registry import DATASETS
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    ds_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+    ds_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
+    while 'dataset' in ds_cfg:
+        ds_cfg = ds_cfg.dataset
     ds_cfg.pipeline = []
     ds_cfg.lazy_init = False
+    ds_cfg.serialize_data = False  # an empty set cannot be serialised
     dataset = DATASETS.build(ds_cfg)
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    return [dataset.get_data_info(i)['img_path'] for i in range(n)]
-
-
-def preprocess(cfg: Config, model, path: str):
-    """One image through the test pipeline (no annotations) and the model's
-    data preprocessor: ``(inputs [1, 3, H, W], data_samples)``."""
-    from mmcv.transforms import Compose
-    pipeline = [t for t in copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-                if 'Annotations' not in t['type']]
-    data = Compose(pipeline)(dict(img_path=path, img_id=0))
-    batch = model.data_preprocessor(
-        dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
-        False)
-    return batch['inputs'], batch['data_samples']
+    index = (np.linspace(0, len(dataset) - 1, n).round().astype(int)
+             if spread and n else range(n))
+    return [dataset.get_data_info(int(i))['img_path'] for i in index]
 
 
 def torch_detections(model, inputs, samples) -> Tuple[np.ndarray, np.ndarray]:
@@ -145,6 +157,11 @@ def match_detections(ref: Tuple[np.ndarray, np.ndarray],
     out, and so are detections whose score lies within ``SCORE_ATOL`` of a
     cut-off, where a near-tie may go either way: ``score_thr``, and the
     lowest score of a list that ``max_per_img`` truncated.
+
+    Returns:
+        dict: ``n_torch``, ``n_onnx``, ``labels_equal``, ``n_degenerate`` and
+        ``max_box_err`` / ``max_score_err``, which are None when the two
+        lists cannot be paired (different counts or labels).
     """
     (rd, rl), (gd, gl) = ref, got
     floor = score_thr
@@ -163,11 +180,13 @@ def match_detections(ref: Tuple[np.ndarray, np.ndarray],
     rd, rl, gd, gl = rd[ro], rl[ro], gd[go], gl[go]
     rk, gk = rd[:, 4] > floor, gd[:, 4] > floor
     rd, rl, gd, gl = rd[rk], rl[rk], gd[gk], gl[gk]
-    out = dict(n_torch=int(len(rd)), n_onnx=int(len(gd)), max_box_err=0.0,
-               max_score_err=0.0, labels_equal=True,
+    # the errors stay None (not 0) when the lists cannot be paired
+    out = dict(n_torch=int(len(rd)), n_onnx=int(len(gd)), max_box_err=None,
+               max_score_err=None, labels_equal=True,
                n_degenerate=n_degenerate)
     if len(rd) != len(gd):
         return out
+    out.update(max_box_err=0.0, max_score_err=0.0)
     if len(rd):
         # within a group of equal scores the order is arbitrary: match each
         # torch box to the nearest ONNX box of the same label
@@ -176,7 +195,8 @@ def match_detections(ref: Tuple[np.ndarray, np.ndarray],
             cand = np.where(~used & (gl == rl[i]) & (np.abs(
                 gd[:, 4] - rd[i, 4]) <= SCORE_ATOL))[0]
             if not len(cand):
-                out['labels_equal'] = False
+                out.update(labels_equal=False, max_box_err=None,
+                           max_score_err=None)
                 return out
             errs = np.abs(gd[cand, :4] - rd[i, :4]).max(1)
             j = cand[int(errs.argmin())]
@@ -187,8 +207,169 @@ def match_detections(ref: Tuple[np.ndarray, np.ndarray],
     return out
 
 
+
+
 def _median_ms(times: Sequence[float]) -> float:
     return round(1000 * statistics.median(times), 3)
+
+
+def _max_or_none(values) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def export_end2end(fused_cfg_path: str, fused_pth: str, image: str,
+                   work_dir: str, opset: int = 11) -> Tuple[Config, str]:
+    """Export the stock (fused) detector end to end with mmdeploy.
+
+    Writes ``deploy_config.py`` and ``end2end.onnx`` into ``work_dir``.
+
+    Args:
+        fused_cfg_path (str): the stock detector's config.
+        fused_pth (str): its checkpoint.
+        image (str): the image mmdeploy traces the export on.
+        work_dir (str): where the files go.
+        opset (int): ONNX opset. Defaults to 11 (mmdeploy's).
+
+    Returns:
+        tuple[Config, str]: mmdeploy's deploy config and the ONNX path.
+
+    Raises:
+        FuseError: mmdeploy cannot export the model (one line).
+    """
+    from mmdeploy.apis import torch2onnx
+    dcfg = deploy_config(Config.fromfile(fused_cfg_path), opset)
+    dcfg.dump(os.path.join(work_dir, 'deploy_config.py'))
+    onnx_path = os.path.join(work_dir, 'end2end.onnx')
+    try:
+        with mmdeploy_export_compat():
+            torch2onnx(image, work_dir, 'end2end.onnx', dcfg, fused_cfg_path,
+                       fused_pth, device='cpu')
+    except Exception as err:
+        raise FuseError(f'mmdeploy cannot export the model: '
+                        f'{type(err).__name__}: {err}'.splitlines()[0])
+    if not os.path.isfile(onnx_path):
+        raise FuseError('mmdeploy wrote no end2end.onnx')
+    return dcfg, onnx_path
+
+
+def custom_ops_of(onnx_path: str) -> Tuple[List[str], Optional[str]]:
+    """The file's custom op types and mmdeploy's onnxruntime op library that
+    provides them (None when none is needed).
+
+    Raises:
+        FuseError: custom ops are needed and the library is missing.
+    """
+    custom = needs_custom_ops(onnx_path)
+    ops_lib = ort_custom_ops_library() if custom else None
+    if custom and not ops_lib:
+        raise FuseError(f'the exported file needs custom ops {custom} but '
+                        "mmdeploy's onnxruntime op library was not found")
+    return custom, ops_lib
+
+
+def load_stock_detector(fused_cfg: Config, fused_pth: str) -> torch.nn.Module:
+    """The stock detector of ``fused_config.py`` + ``fused.pth``, in eval
+    mode (loaded with ``weights_only=True``)."""
+    stock = build_detector(fused_cfg).eval()
+    stock.load_state_dict(torch.load(fused_pth, map_location='cpu',
+                                     weights_only=True)['state_dict'])
+    return stock
+
+
+def run_side_by_side(stock, cfg: Config, images: Sequence[str],
+                     sessions: Dict[str, object]) -> Dict:
+    """Run the torch detector and every onnxruntime session on each image,
+    interleaved on the same preprocessed input (fair latency comparison).
+
+    Args:
+        stock: the torch detector (eval mode).
+        cfg (Config): its config (test pipeline).
+        images (Sequence[str]): image files; each entry is one timed run.
+        sessions (dict): name -> onnxruntime session of an end-to-end file.
+
+    Returns:
+        dict: ``torch`` (list of ``(dets, labels)``), one such list per
+        session name, ``seconds`` (name -> per-image seconds, ``torch``
+        included) and ``input_shape`` (of the last input).
+    """
+    run = dict(torch=[], **{name: [] for name in sessions})
+    seconds = {name: [] for name in run}
+    for path in images:
+        inputs, samples = preprocess(cfg, stock, path)
+        t0 = time.perf_counter()
+        run['torch'].append(torch_detections(stock, inputs, samples))
+        seconds['torch'].append(time.perf_counter() - t0)
+        for name, session in sessions.items():
+            t0 = time.perf_counter()
+            dets, labels = session.run(['dets', 'labels'],
+                                       {'input': inputs.numpy()})
+            seconds[name].append(time.perf_counter() - t0)
+            run[name].append((dets[0], labels[0]))
+    run['seconds'] = seconds
+    run['input_shape'] = list(inputs.shape)
+    return run
+
+
+def check_against_torch(run: Dict, cfg: Config, images: Sequence[str],
+                        enforce: bool, logger) -> Dict:
+    """Compare the FP32 file's detections (``run['onnx']``) with torch's,
+    image by image (:func:`match_detections`).
+
+    Args:
+        run (dict): the result of :func:`run_side_by_side`.
+        cfg (Config): the stock detector's config (its ``test_cfg``).
+        images (Sequence[str]): the images of ``run``, in order.
+        enforce (bool): raise when an image differs (one-stage detectors);
+            otherwise warn (two-stage: mmdeploy runs one RPN NMS over all
+            levels, mmdet one per level).
+        logger: an ``MMLogger``.
+
+    Returns:
+        dict: the ``check`` section of the report; ``differing_images``
+        names every image whose detections differ, and the box and score
+        errors cover only the images that could be paired (None if none).
+
+    Raises:
+        FuseError: ``enforce`` and an image differs.
+    """
+    test_cfg = cfg.model.get('test_cfg', {}) or {}
+    nms_cfg = test_cfg.get('rcnn', test_cfg)
+    checks = [match_detections(ref, got, nms_cfg.get('min_bbox_size', -1),
+                               nms_cfg.get('score_thr', 0),
+                               nms_cfg.get('max_per_img'))
+              for ref, got in zip(run['torch'], run['onnx'], strict=True)]
+    bad = [(path, c) for path, c in zip(images, checks)
+           if c['max_box_err'] is None or c['max_box_err'] > BOX_ATOL
+           or c['max_score_err'] > SCORE_ATOL]
+    check = dict(
+        images=len(checks), detections=sum(c['n_torch'] for c in checks),
+        max_box_err_px=_max_or_none(c['max_box_err'] for c in checks),
+        max_score_err=_max_or_none(c['max_score_err'] for c in checks),
+        mismatched_images=len(bad), enforced=enforce,
+        degenerate_onnx_boxes=sum(c['n_degenerate'] for c in checks),
+        differing_images=[dict(image=path, **c) for path, c in bad])
+    box_err = check['max_box_err_px']
+    logger.info(f'onnxruntime vs torch on {len(checks)} images: '
+                f'{check["detections"]} detections, max box error '
+                f'{"n/a" if box_err is None else f"{box_err:.3g}"} px, '
+                f'{len(bad)} images differ')
+    if bad and enforce:
+        path, c = bad[0]
+        err = 'n/a' if c['max_box_err'] is None else \
+            f'{c["max_box_err"]:.3g} px'
+        raise FuseError(
+            f'ONNX check failed on {len(bad)} of {len(checks)} images (first: '
+            f'{path}: {c["n_onnx"]} vs {c["n_torch"]} detections, box error '
+            f'{err}); nothing written')
+    if bad:
+        logger.warning(
+            f'the ONNX detections differ from torch on {len(bad)} of '
+            f'{len(checks)} images (two-stage: mmdeploy runs one RPN NMS over '
+            'all levels, mmdet one per level): '
+            f'{", ".join(os.path.basename(p) for p, _ in bad)}; compare the '
+            'bbox mAP with --eval')
+    return check
 
 
 def evaluate_torch(cfg_path: str, checkpoint: str, work_dir: str) -> Dict:
@@ -205,7 +386,7 @@ def evaluate_torch(cfg_path: str, checkpoint: str, work_dir: str) -> Dict:
 
 def evaluate_onnx(cfg_path: str, deploy_cfg: Config, onnx_path: str,
                   work_dir: str) -> Dict:
-    """COCO metrics of the end-to-end ONNX file on the test set, through
+    """COCO metrics of an end-to-end ONNX file on the test set, through
     mmdeploy's task processor (its onnxruntime backend model)."""
     from mmdeploy.apis import build_task_processor
     model_cfg = Config.fromfile(cfg_path)
@@ -214,6 +395,40 @@ def evaluate_onnx(cfg_path: str, deploy_cfg: Config, onnx_path: str,
         [onnx_path], processor.update_data_preprocessor)
     runner = processor.build_test_runner(model, work_dir)
     return runner.test()
+
+
+def evaluate_end2end(fused_cfg_path: str, fused_pth: str, deploy_cfg: Config,
+                     onnx_files: Dict[str, str], work_dir: str) -> Dict:
+    """bbox metrics of the torch detector (``'torch'``) and of each ONNX
+    file (name -> path) on the test set, as ``{name: {'bbox_mAP': ...}}``.
+    ``work_dir`` holds the runners' files and is removed afterwards."""
+    def bbox(metrics):
+        return {k.split('/')[-1]: float(v) for k, v in metrics.items()
+                if k.startswith('coco/bbox')}
+
+    try:
+        result = dict(torch=bbox(evaluate_torch(
+            fused_cfg_path, fused_pth, os.path.join(work_dir, 'torch'))))
+        for name, path in onnx_files.items():
+            result[name] = bbox(evaluate_onnx(
+                fused_cfg_path, deploy_cfg, path,
+                os.path.join(work_dir, name)))
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return result
+
+
+def _input_images(cfg: Config, config: str, images: Optional[Sequence[str]],
+                  num_images: int) -> List[str]:
+    if images is None:
+        images = dataset_images(cfg, max(1, num_images))
+    missing = [p for p in images if not os.path.isfile(p)]
+    if missing:
+        raise FuseError(f'image not found: {missing[0]}')
+    if not images:
+        raise FuseError(f'the test set of {config} has no image to check '
+                        'the export on')
+    return list(images)
 
 
 def deploy_checkpoint(config: str,
@@ -226,77 +441,85 @@ def deploy_checkpoint(config: str,
                       opset: int = 11,
                       force: bool = False,
                       logger=None,
-                      images: Optional[Sequence[str]] = None) -> Dict:
-    """Fuse, verify and export a detector end to end through mmdeploy.
+                      images: Optional[Sequence[str]] = None,
+                      int8: bool = False,
+                      calib_images: Union[int, Sequence[str]] = 64,
+                      int8_options: Optional[Dict] = None,
+                      threads: Optional[int] = None) -> Dict:
+    """Fuse, verify and export a detector end to end through mmdeploy;
+    optionally quantise the export to INT8.
 
     Args:
         config (str): the training config.
         checkpoint (str): the trained checkpoint (loaded safely, strictly).
         out_dir (str): where ``end2end.onnx``, ``deploy_config.py`` (the
-            mmdeploy config used), ``fused.pth``, ``fused_config.py`` and
-            ``deploy_report.json`` go.
-        evaluate (bool): bbox mAP of torch and ONNX on the test set, and
-            per-image latency. Defaults to False.
+            mmdeploy config used), ``fused.pth``, ``fused_config.py``,
+            ``deploy_report.json`` and, with ``int8``,
+            ``end2end_int8.onnx`` go.
+        evaluate (bool): bbox mAP of torch and ONNX (and INT8) on the test
+            set. Defaults to False.
         shape (tuple[int, int], optional): H, W of the random fusion check
             input; None: the first test image through the test pipeline.
         num_images (int): test images for the onnxruntime-vs-torch check and
             the latency. Defaults to 20.
         rtol (float): fusion tolerance, as in ``fuse_checkpoint``.
-        opset (int): ONNX opset. Defaults to 11 (mmdeploy's).
+        opset (int): ONNX opset of ``end2end.onnx``. Defaults to 11
+            (mmdeploy's); the INT8 file is converted to
+            :data:`~acnet_backbone.deploy.quantize.INT8_OPSET`.
         force (bool): overwrite existing outputs. Defaults to False.
         logger: an ``MMLogger``; None: the current one.
         images (list[str], optional): image files for the check and the
             latency instead of the test set's first ``num_images`` (a file
             may repeat: each entry is one timed run). Defaults to None.
+        int8 (bool): also write ``end2end_int8.onnx``
+            (:func:`~acnet_backbone.deploy.quantize.quantize_end2end`).
+            Defaults to False.
+        calib_images (int | list[str]): the number of training images
+            (evenly spread over the training set, through the test pipeline)
+            that calibrate the INT8 activations, or the image files.
+            Defaults to 64.
+        int8_options (dict, optional): keyword arguments of
+            ``quantize_end2end`` (``scope``, ``activations``, ``method``).
+        threads (int, optional): onnxruntime intra-op threads of the check
+            and latency sessions; None: onnxruntime's choice.
 
     Returns:
         dict: the report that is also written as ``deploy_report.json``.
 
     Raises:
-        FuseError: bad input, a model mmdeploy cannot export or a failed
-            check; nothing is written then.
+        FuseError: bad input, a model mmdeploy cannot export or quantise, or
+            a failed check; nothing is written then.
     """
     from mmengine.logging import MMLogger
     logger = logger or MMLogger.get_current_instance()
     start = time.perf_counter()
     cfg = load_config(config)
-    _check_out_dir(out_dir, DEPLOY_OUTPUTS, force)
+    names = DEPLOY_OUTPUTS + ((INT8_OUTPUT, ) if int8 else ())
+    check_out_dir(out_dir, names, force)
     try:
         import mmdeploy  # noqa: F401
     except ImportError:
         raise FuseError('mmdeploy is not installed (tools/setup_env.sh '
                         'installs it)') from None
-    if images is None:
-        images = dataset_images(cfg, max(1, num_images))
-    missing = [p for p in images if not os.path.isfile(p)]
-    if missing:
-        raise FuseError(f'image not found: {missing[0]}')
-    if not images:
-        raise FuseError(f'the test set of {config} has no image to check '
-                        'the export on')
-    created = not os.path.exists(out_dir)
-    tmp = _staging_dir(out_dir)
-    done = False
-    try:
-        report = _deploy_into(cfg, config, checkpoint, tmp, evaluate, shape,
-                              images, rtol, opset, logger)
-        report['outputs'] = [os.path.join(out_dir, n) for n in DEPLOY_OUTPUTS]
+    images = _input_images(cfg, config, images, num_images)
+    calib = None
+    if int8:  # read the calibration set before any long step
+        from .quantize import calibration_set
+        calib = calibration_set(cfg, config, calib_images)
+    with staged_outputs(out_dir, names) as tmp:
+        report = _deploy_into(tmp, cfg, config, checkpoint, images, calib,
+                              evaluate, shape, rtol, opset, int8_options,
+                              threads, logger)
+        report['outputs'] = [os.path.join(out_dir, n) for n in names]
         report['seconds'] = round(time.perf_counter() - start, 1)
         with open(os.path.join(tmp, 'deploy_report.json'), 'w') as f:
             json.dump(report, f, indent=2)
-        for name in DEPLOY_OUTPUTS:
-            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
-        done = True
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if created and not done and os.path.isdir(out_dir) and not \
-                os.listdir(out_dir):
-            os.rmdir(out_dir)
     return report
 
 
-def _deploy_into(cfg, config, checkpoint, tmp, evaluate, shape, images, rtol,
-                 opset, logger) -> Dict:
+def _deploy_into(tmp, cfg, config, checkpoint, images, calib, evaluate, shape,
+                 rtol, opset, int8_options, threads, logger) -> Dict:
+    """fuse -> export -> (quantise) -> check -> (evaluate), in ``tmp``."""
     fuse_report = fuse_checkpoint(
         config, checkpoint, tmp, onnx=False, shape=shape or (800, 1333),
         image=None if shape else images[0], rtol=rtol, force=True,
@@ -304,98 +527,41 @@ def _deploy_into(cfg, config, checkpoint, tmp, evaluate, shape, images, rtol,
     fused_cfg_path = os.path.join(tmp, 'fused_config.py')
     fused_pth = os.path.join(tmp, 'fused.pth')
     fused_cfg = Config.fromfile(fused_cfg_path)
-    dcfg = deploy_config(fused_cfg, opset)
-    dcfg.dump(os.path.join(tmp, 'deploy_config.py'))
-    onnx_path = os.path.join(tmp, 'end2end.onnx')
-
-    from mmdeploy.apis import torch2onnx
     logger.info('exporting the fused detector end to end with mmdeploy')
-    try:
-        with mmdeploy_export_compat():
-            torch2onnx(images[0], tmp, 'end2end.onnx', dcfg, fused_cfg_path,
-                       fused_pth, device='cpu')
-    except Exception as err:
-        raise FuseError(f'mmdeploy cannot export the model of {config}: '
-                        f'{type(err).__name__}: {err}'.splitlines()[0])
-    if not os.path.isfile(onnx_path):
-        raise FuseError('mmdeploy wrote no end2end.onnx')
-    custom = needs_custom_ops(onnx_path)
-    ops_lib = ort_custom_ops_library() if custom else None
-    if custom and not ops_lib:
-        raise FuseError(f'the exported file needs custom ops {custom} but '
-                        "mmdeploy's onnxruntime op library was not found")
-
-    # the check: a plain onnxruntime session against the torch detector
-    stock = _build_detector(fused_cfg).eval()
-    stock.load_state_dict(torch.load(fused_pth, map_location='cpu',
-                                     weights_only=True)['state_dict'])
-    session = ort_session(onnx_path, ops_lib)
-    test_cfg = fused_cfg.model.get('test_cfg', {}) or {}
-    nms_cfg = test_cfg.get('rcnn', test_cfg)
-    min_size = nms_cfg.get('min_bbox_size', -1)
-    checks, t_torch, t_onnx = [], [], []
-    for path in images:
-        inputs, samples = preprocess(fused_cfg, stock, path)
-        t0 = time.perf_counter()
-        ref = torch_detections(stock, inputs, samples)
-        t_torch.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        dets, labels = session.run(['dets', 'labels'],
-                                   {'input': inputs.numpy()})
-        t_onnx.append(time.perf_counter() - t0)
-        checks.append(match_detections(
-            ref, (dets[0], labels[0]), min_size, nms_cfg.get('score_thr', 0),
-            nms_cfg.get('max_per_img')))
-    bad = [c for c in checks if c['n_torch'] != c['n_onnx']
-           or not c['labels_equal'] or c['max_box_err'] > BOX_ATOL
-           or c['max_score_err'] > SCORE_ATOL]
-    # mmdeploy's two-stage graph runs one RPN NMS over all levels where
-    # mmdet runs it per level, so its proposals (and detections) may differ:
-    # the check is reported there, and enforced for one-stage detectors
-    two_stage = hasattr(stock, 'roi_head')
+    dcfg, onnx_path = export_end2end(fused_cfg_path, fused_pth, images[0],
+                                     tmp, opset)
+    custom, ops_lib = custom_ops_of(onnx_path)
+    files = dict(onnx=onnx_path)
     report = dict(
         config=config, checkpoint=checkpoint,
         fuse_max_rel_err=fuse_report['max_rel_err'],
         onnx=dict(file='end2end.onnx', inputs=['input'],
                   outputs=['dets', 'labels'], custom_ops=custom,
-                  custom_ops_library=ops_lib, opset=opset),
-        check=dict(images=len(checks),
-                   detections=sum(c['n_torch'] for c in checks),
-                   max_box_err_px=max(c['max_box_err'] for c in checks),
-                   max_score_err=max(c['max_score_err'] for c in checks),
-                   mismatched_images=len(bad), enforced=not two_stage,
-                   degenerate_onnx_boxes=sum(c['n_degenerate']
-                                             for c in checks)),
-        latency_ms=dict(torch=_median_ms(t_torch), onnx=_median_ms(t_onnx),
-                        images=len(images),
-                        input_shape=list(inputs.shape)))
-    logger.info(f'onnxruntime vs torch on {len(checks)} test images: '
-                f'{report["check"]["detections"]} detections, max box error '
-                f'{report["check"]["max_box_err_px"]:.3g} px, max score '
-                f'error {report["check"]["max_score_err"]:.3g}, '
-                f'{len(bad)} images differ')
-    if bad and not two_stage:
-        c = bad[0]
-        raise FuseError(
-            f'ONNX check failed on {len(bad)} of {len(checks)} images (first: '
-            f'{c["n_onnx"]} vs {c["n_torch"]} detections, box error '
-            f'{c["max_box_err"]:.3g} px); nothing written')
-    if bad:
-        logger.warning(
-            f'two-stage detector: the ONNX detections differ from torch on '
-            f'{len(bad)} of {len(checks)} images (mmdeploy runs one RPN NMS '
-            'over all levels, mmdet one per level); compare the bbox mAP '
-            'with --eval')
+                  custom_ops_library=ops_lib, opset=opset))
+    if calib is not None:
+        from .quantize import quantize_end2end
+        files['onnx_int8'] = os.path.join(tmp, INT8_OUTPUT)
+        report['int8'] = quantize_end2end(
+            onnx_path, files['onnx_int8'], calib['inputs'],
+            custom_ops=ops_lib, logger=logger, **(int8_options or {}))
+        report['int8'].update(calib_images=len(calib['paths']),
+                              calib_source=calib['source'],
+                              calib_files=calib['paths'])
+    stock = load_stock_detector(fused_cfg, fused_pth)
+    run = run_side_by_side(stock, fused_cfg, images, {
+        name: ort_session(path, ops_lib, threads)
+        for name, path in files.items()})
+    report['check'] = check_against_torch(
+        run, fused_cfg, images, not hasattr(stock, 'roi_head'), logger)
+    report['latency_ms'] = dict(
+        {name: _median_ms(t) for name, t in run['seconds'].items()},
+        images=len(images), input_shape=run['input_shape'],
+        threads=threads)
+    if calib is not None:
+        from .quantize import int8_agreement
+        report['int8']['vs_fp32'] = int8_agreement(run['onnx'],
+                                                   run['onnx_int8'])
     if evaluate:
-        eval_dir = os.path.join(tmp, 'eval')
-        m_torch = evaluate_torch(fused_cfg_path, fused_pth,
-                                 os.path.join(eval_dir, 'torch'))
-        m_onnx = evaluate_onnx(fused_cfg_path, dcfg, onnx_path,
-                               os.path.join(eval_dir, 'onnx'))
-        shutil.rmtree(eval_dir, ignore_errors=True)
-        report['eval'] = dict(
-            torch={k.split('/')[-1]: float(v) for k, v in m_torch.items()
-                   if k.startswith('coco/bbox')},
-            onnx={k.split('/')[-1]: float(v) for k, v in m_onnx.items()
-                  if k.startswith('coco/bbox')})
+        report['eval'] = evaluate_end2end(fused_cfg_path, fused_pth, dcfg,
+                                          files, os.path.join(tmp, 'eval'))
     return report

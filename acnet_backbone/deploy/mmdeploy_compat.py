@@ -10,7 +10,8 @@ changes of later torch releases:
    "Detected mismatch between the structure of `inputs` and
    `dynamic_shapes`", and mmdeploy's rewriter then fails on exit with
    ``KeyError: -1``. Fix: while exporting, a call that does not choose an
-   exporter gets ``dynamo=False`` (the TorchScript exporter, still shipped).
+   exporter gets ``dynamo=False`` (the TorchScript exporter, still shipped);
+   a torch whose exporter has no ``dynamo`` argument gets nothing added.
 2. mmdeploy's RoIAlign symbolic (two-stage detectors) imports
    ``_cast_Long`` from ``torch.onnx.symbolic_opset9``, which newer torch
    removed (``ImportError``). Fix: while exporting, a stand-in that emits the
@@ -21,7 +22,8 @@ exit, so nothing else in the process sees a changed ``torch.onnx``.
 """
 import contextlib
 import functools
-from typing import Iterator
+import inspect
+from typing import Dict, Iterator
 
 import torch
 
@@ -34,6 +36,18 @@ def _cast_long(g, input, non_blocking=False):
     return g.op('Cast', input, to_i=_ONNX_INT64)
 
 
+def torchscript_export_kwargs(export=None) -> Dict[str, bool]:
+    """``{'dynamo': False}`` when ``export`` (default ``torch.onnx.export``)
+    has that argument, else ``{}``: older torch has only the TorchScript
+    exporter and refuses the keyword."""
+    export = export or torch.onnx.export
+    try:
+        params = inspect.signature(export).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {'dynamo': False} if 'dynamo' in params else {}
+
+
 @contextlib.contextmanager
 def mmdeploy_export_compat() -> Iterator[None]:
     """Make mmdeploy 1.3.1's ONNX export work on this torch, for the
@@ -41,9 +55,12 @@ def mmdeploy_export_compat() -> Iterator[None]:
     import torch.onnx.symbolic_opset9 as opset9
     original_export = torch.onnx.export
 
+    choose = torchscript_export_kwargs(original_export)
+
     @functools.wraps(original_export)
     def export(*args, **kwargs):
-        kwargs.setdefault('dynamo', False)
+        for key, value in choose.items():
+            kwargs.setdefault(key, value)
         return original_export(*args, **kwargs)
 
     added_cast = not hasattr(opset9, '_cast_Long')

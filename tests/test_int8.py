@@ -1,0 +1,342 @@
+"""INT8 deployment: onnxruntime static quantisation of the end-to-end file
+(tools/deploy.py --int8), its parts and its refusals."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from acnet_backbone.deploy.errors import FuseError
+from acnet_backbone.deploy.quantize import (calibration_set, int8_agreement,
+                                            int8_study, network_nodes,
+                                            quantize_end2end)
+from test_end2end import PLAIN_ORT, RETINA, _setup, make_work, run_tool
+
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    return make_work(tmp_path_factory, 'int8')
+
+
+class TinyEnd2End(nn.Module):
+    """A network (two convs) and a float 'post-processing' tail with the
+    end-to-end contract: ``dets [1, K, 5]``, ``labels [1, K]``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 6, 1)
+
+    def forward(self, x):
+        y = self.conv2(torch.relu(self.conv1(x))).flatten(2).transpose(1, 2)
+        dets = torch.cat([y[..., :4] * 16, torch.sigmoid(y[..., 4:5])], 2)
+        return dets, (y[..., 5] > 0).long()
+
+
+class NoConv(nn.Module):
+    def forward(self, x):
+        y = x.flatten(2).transpose(1, 2)
+        return torch.cat([y, y[..., :2]], 2), (y[..., 0] > 0).long()
+
+
+def _export(model, path, opset=11):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        torch.onnx.export(model.eval(), (torch.randn(1, 3, 8, 8), ), str(path),
+                          input_names=['input'],
+                          output_names=['dets', 'labels'],
+                          dynamic_axes={'input': {2: 'h', 3: 'w'}},
+                          opset_version=opset, dynamo=False)
+
+
+def _calib(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+            for _ in range(n)]
+
+
+def _run(path, x):
+    import onnxruntime as ort
+    s = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    return s.run(['dets', 'labels'], {'input': x})
+
+
+@pytest.mark.parametrize('activations', ['u8', 's8'])
+def test_quantize_conv_scope_is_per_channel_qdq(tmp_path, activations):
+    fp32, int8 = tmp_path / 'fp32.onnx', tmp_path / 'int8.onnx'
+    _export(TinyEnd2End(), fp32)
+    info = quantize_end2end(str(fp32), str(int8), _calib(),
+                            activations=activations)
+    assert info['opset'] >= 13 and info['quantized_weights'] == 2
+    model = onnx.load(str(int8))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    dq_weights = [n for n in graph.node if n.op_type == 'DequantizeLinear'
+                  and n.input[0] in inits
+                  and len(inits[n.input[0]].dims) == 4]
+    assert len(dq_weights) == 2
+    for n in dq_weights:
+        # signed 8-bit, one scale per output channel (axis 0), symmetric
+        w = inits[n.input[0]]
+        assert w.data_type == onnx.TensorProto.INT8
+        assert {a.name: a.i for a in n.attribute}.get('axis', 1) == 0
+        assert len(inits[n.input[1]].dims) == 1 and inits[n.input[1]].dims[
+            0] == w.dims[0]
+        assert not onnx.numpy_helper.to_array(inits[n.input[2]]).any()
+    want = onnx.TensorProto.UINT8 if activations == 'u8' else \
+        onnx.TensorProto.INT8
+    zps = [inits[n.input[2]].data_type for n in graph.node
+           if n.op_type == 'QuantizeLinear']
+    assert zps and set(zps) == {want}
+    assert not _quantised_outside_network(graph)
+    # same contract and close to FP32 (input of another size)
+    x = _calib(1, seed=7)[0].repeat(2, 2).repeat(2, 3)
+    ref, got = _run(fp32, x), _run(int8, x)
+    assert got[0].shape == ref[0].shape and got[1].shape == ref[1].shape
+    assert got[0].dtype == np.float32
+    err = np.abs(got[0] - ref[0]).max() / np.abs(ref[0]).max()
+    assert 0 < err < 0.1, err
+
+
+def _quantised_outside_network(graph):
+    """QuantizeLinear nodes on tensors made after the last conv (in the
+    post-processing)."""
+    net = network_nodes(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    return [n.name for n in graph.node if n.op_type == 'QuantizeLinear'
+            and n.input[0] in producer
+            and producer[n.input[0]].name not in net]
+
+
+def test_scopes_keep_post_processing_float(tmp_path):
+    fp32 = tmp_path / 'fp32.onnx'
+    _export(TinyEnd2End(), fp32)
+    graph = onnx.load(str(fp32)).graph
+    ops = {n.name: n.op_type for n in graph.node}
+    assert sorted(ops[n] for n in network_nodes(graph)) == ['Conv', 'Conv',
+                                                            'Relu']
+    for scope in ('network', 'all'):
+        int8 = tmp_path / f'{scope}.onnx'
+        info = quantize_end2end(str(fp32), str(int8), _calib(), scope=scope)
+        assert info['scope'] == scope and info['quantized_weights'] == 2
+        assert _run(int8, _calib(1)[0])[0].shape[2] == 5
+        outside = _quantised_outside_network(onnx.load(str(int8)).graph)
+        # 'all' quantises the post-processing too (measurement only)
+        assert bool(outside) == (scope == 'all'), (scope, outside)
+
+
+class SharedBias(nn.Module):
+    """Two convs with equal (zero) biases: torch's exporter stores one and
+    passes it to the other through an Identity node."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        with torch.no_grad():
+            self.conv1.bias.zero_()
+            self.conv2.bias.zero_()
+
+    def forward(self, x):
+        y = self.conv2(torch.relu(self.conv1(x))).flatten(2).transpose(1, 2)
+        return y[..., :5], (y[..., 5] > 0).long()
+
+
+def test_shared_constants_are_inlined_so_every_conv_is_quantised(tmp_path):
+    fp32, int8 = tmp_path / 'fp32.onnx', tmp_path / 'int8.onnx'
+    _export(SharedBias(), fp32)
+    graph = onnx.load(str(fp32)).graph
+    assert any(n.op_type == 'Identity' for n in graph.node)  # the set-up
+    quantize_end2end(str(fp32), str(int8), _calib())
+    graph = onnx.load(str(int8)).graph
+    inits = {i.name: i for i in graph.initializer}
+    # both biases quantised (int32, dequantised into their conv)
+    biases = [n for n in graph.node if n.op_type == 'DequantizeLinear'
+              and n.input[0] in inits
+              and inits[n.input[0]].data_type == onnx.TensorProto.INT32]
+    assert len(biases) == 2
+    assert not any(n.op_type == 'Identity' for n in graph.node)
+
+
+def test_nothing_to_quantise_and_bad_options(tmp_path):
+    fp32, out = tmp_path / 'noconv.onnx', tmp_path / 'int8.onnx'
+    _export(NoConv(), fp32)
+    with pytest.raises(FuseError, match='nothing to quantise'):
+        quantize_end2end(str(fp32), str(out), _calib())
+    conv = tmp_path / 'conv.onnx'
+    _export(TinyEnd2End(), conv)
+    for kwargs, message in ((dict(scope='everything'), 'unknown INT8 scope'),
+                            (dict(activations='u4'), 'unknown INT8 act'),
+                            (dict(method='mse'), 'unknown INT8 method'),
+                            (dict(opset=11), 'opset >= 13')):
+        with pytest.raises(FuseError, match=message):
+            quantize_end2end(str(conv), str(out), _calib(), **kwargs)
+    with pytest.raises(FuseError, match='no calibration'):
+        quantize_end2end(str(conv), str(out), [])
+    assert sorted(os.listdir(tmp_path)) == ['conv.onnx', 'noconv.onnx']
+
+
+def test_int8_agreement():
+    fp32 = [(np.array([[0, 0, 10, 10, 0.9], [20, 20, 30, 30, 0.8],
+                       [0, 0, 5, 5, 0.1]], np.float32), np.array([1, 2, 0]))]
+    int8 = [(np.array([[0, 0, 10, 11, 0.85], [20, 20, 30, 30, 0.7]],
+                      np.float32), np.array([1, 3]))]
+    a = int8_agreement(fp32, int8)
+    # the low-score FP32 box is not counted, the wrong label is not found
+    assert a['detections'] == 2 and a['matched'] == 0.5
+    assert a['mean_iou'] == pytest.approx(100 / 110, abs=1e-4)
+    assert a['max_score_err'] == pytest.approx(0.05, abs=1e-4)
+    assert int8_agreement([(fp32[0][0][:0], fp32[0][1][:0])],
+                          [(int8[0][0][:0], int8[0][1][:0])])['matched'] \
+        is None
+
+
+def test_calibration_set_reads_training_images_only(work):
+    from mmengine.config import Config
+    config, _ = _setup(work, 'retina_calib', RETINA)
+    cfg = Config.fromfile(config)
+    calib = calibration_set(cfg, config, 3)
+    assert len(calib['paths']) == 3
+    assert all(os.sep + 'train' + os.sep in p for p in calib['paths'])
+    # evenly spread: the first and the last training image
+    train = sorted(os.listdir(work / 'data' / 'train'))
+    assert os.path.basename(calib['paths'][0]) == train[0]
+    assert os.path.basename(calib['paths'][-1]) == train[-1]
+    assert calib['inputs'][0].shape[:2] == (1, 3)
+    assert calib['inputs'][0].dtype == np.float32
+    bad = work / 'broken.png'
+    bad.write_bytes(b'not an image')
+    for arg, message in ((0, 'no calibration images'),
+                         ([], 'no calibration images'),
+                         ([str(work / 'none.png')], 'not found'),
+                         ([str(bad)], 'cannot be read')):
+        with pytest.raises(FuseError, match=message) as err:
+            calibration_set(cfg, config, arg)
+        assert '\n' not in str(err.value)
+
+
+def test_deploy_int8_end_to_end(work):
+    config, ckpt = _setup(work, 'retina_int8', RETINA)
+    out = work / 'int8_out'
+    result = run_tool(config, ckpt, '--out-dir', str(out), '--int8',
+                      '--calib-images', '4', '--num-images', '3', '--eval',
+                      '--threads', '1')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '| bbox_mAP torch / ONNX / INT8 |' in result.stdout
+    assert '| median latency torch / ONNX / INT8 (ms' in result.stdout
+    assert 'end2end_int8.onnx' in os.listdir(out)
+    report = json.load(open(out / 'deploy_report.json'))
+    q = report['int8']
+    assert q['file'] == 'end2end_int8.onnx' and q['opset'] >= 13
+    assert q['scope'] == 'conv' and q['activations'].startswith('uint8')
+    assert q['calib_images'] == 4 and all(
+        '/train/' in p for p in q['calib_files'])
+    assert q['quantized_weights'] > 0
+    assert 0 <= q['vs_fp32']['detections']
+    for key in ('torch', 'onnx', 'onnx_int8'):
+        assert report['latency_ms'][key] > 0
+        assert 0 <= report['eval'][key]['bbox_mAP'] <= 1
+    assert report['latency_ms']['threads'] == 1
+    # the FP32 file is unchanged by --int8: opset 11, no quantisation
+    fp32 = onnx.load(str(out / 'end2end.onnx'))
+    assert not any(n.op_type == 'QuantizeLinear' for n in fp32.graph.node)
+    # a plain onnxruntime process runs the INT8 file (the same script as
+    # the FP32 test: nothing of torch or OpenMMLab importable)
+    script = work / 'plain_ort_int8.py'
+    script.write_text(PLAIN_ORT)
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 96)).astype(
+        np.float32)
+    np.savez(work / 'int8_in.npz', n=1, x0=x)
+    ran = subprocess.run([sys.executable, str(script),
+                          str(out / 'end2end_int8.onnx'),
+                          str(work / 'int8_in.npz'), str(work / 'int8_got.npz')],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+
+
+def _one_error(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith('error:'), lines
+    return lines[0]
+
+
+def test_int8_bad_input_is_one_error_nothing_written(work):
+    # a training set whose middle image does not load
+    broken = work / 'data_broken'
+    shutil.copytree(work / 'data', broken)
+    train = sorted(os.listdir(broken / 'train'))
+    (broken / 'train' / train[len(train) // 2]).write_bytes(b'garbage')
+    config, ckpt = _setup(work, 'retina_broken', RETINA, data_root=broken)
+    # a training set without images
+    empty = work / 'data_empty'
+    shutil.copytree(work / 'data', empty)
+    ann = json.load(open(empty / 'annotations' / 'train.json'))
+    ann.update(images=[], annotations=[])
+    json.dump(ann, open(empty / 'annotations' / 'train.json', 'w'))
+    config_empty, _ = _setup(work, 'retina_empty', RETINA, data_root=empty)
+    # the tool: one line, exit 2, nothing written
+    out = work / 'int8_bad_tool'
+    line = _one_error(run_tool(config, ckpt, '--out-dir', str(out), '--int8',
+                               '--calib-images', str(len(train)),
+                               '--num-images', '1'))
+    assert 'cannot be read' in line and train[len(train) // 2] in line, line
+    assert not out.exists()
+    # the package function: one-line FuseError before any work
+    from acnet_backbone.deploy.end2end import deploy_checkpoint
+    for i, (cfg, n) in enumerate(((config_empty, 64), (config, 0))):
+        out = work / f'int8_bad_{i}'
+        with pytest.raises(FuseError, match='no calibration images') as err:
+            deploy_checkpoint(cfg, ckpt, str(out), num_images=1, int8=True,
+                              calib_images=n)
+        assert '\n' not in str(err.value)
+        assert not out.exists()
+
+
+def test_int8_study_summarises_and_resumes(tmp_path, monkeypatch):
+    from acnet_backbone.deploy import end2end
+    calls = []
+
+    def fake_deploy(config, checkpoint, out_dir, **kwargs):
+        calls.append((config, checkpoint, kwargs))
+        fp32 = 0.6 if 'plain' in config else 0.65
+        drop = dict(a=0.01, b=0.02, c=0.0)[os.path.basename(
+            os.path.dirname(checkpoint))]
+        report = dict(
+            eval=dict(onnx=dict(bbox_mAP=fp32),
+                      onnx_int8=dict(bbox_mAP=fp32 - drop)),
+            latency_ms=dict(onnx=10.0, onnx_int8=6.0))
+        os.makedirs(out_dir, exist_ok=True)
+        json.dump(report, open(os.path.join(out_dir, 'deploy_report.json'),
+                               'w'))
+        return report
+
+    monkeypatch.setattr(end2end, 'deploy_checkpoint', fake_deploy)
+    runs = [('cfg/plain.py', f'w/{s}/iter.pth') for s in 'abc'] + \
+        [dict(config='cfg/acb.py', checkpoint=f'w/{s}/iter.pth', seed=i)
+         for i, s in enumerate('ab')]
+    result = int8_study(runs, str(tmp_path), calib_images=8)
+    assert len(calls) == 5 and all(
+        c[2]['int8'] and c[2]['evaluate'] and c[2]['calib_images'] == 8
+        for c in calls)
+    plain, acb = result['summary']
+    assert plain['name'] == 'plain' and plain['n'] == 3
+    assert plain['drop_mean'] == pytest.approx(0.01)
+    lo, hi = plain['drop_ci95']
+    assert lo < 0.01 < hi and hi - lo == pytest.approx(
+        2 * 4.302653 * 0.01 / 3 ** 0.5, rel=1e-4)
+    assert acb['n'] == 2 and acb['drop_mean'] == pytest.approx(0.015)
+    assert plain['latency_ratio_median'] == pytest.approx(0.6)
+    assert result['runs'][3]['seed'] == 0
+    assert json.load(open(tmp_path / 'int8_study.json')) == result
+    # a second call reads the finished reports back instead of redeploying
+    again = int8_study(runs, str(tmp_path), calib_images=8)
+    assert len(calls) == 5 and again == result
