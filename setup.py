@@ -31,8 +31,12 @@ setup(
     extras_require={
         'dev': [
             'pytest', 'pytest-xdist', 'pytest-timeout', 'hypothesis',
-            'onnx', 'onnxruntime', 'onnxscript', 'torchvision', 'ruff'
+            'onnx', 'onnxruntime', 'onnxscript', 'torchvision', 'ruff',
+            'mmsegmentation>=1.0.0,<2', 'ftfy', 'regex'
         ],
+        # semantic segmentation (acnet_backbone.seg); mmseg.utils imports
+        # ftfy and regex without requiring them
+        'seg': ['mmsegmentation>=1.0.0,<2', 'ftfy', 'regex'],
     },
     license='Apache-2.0',
     zip_safe=False,

@@ -1,15 +1,16 @@
 #!/usr/bin/env python
-"""Fuse a trained ACResNet detector into a stock mmdet ResNet detector,
-verify it and (optionally) export it to ONNX.
+"""Fuse a trained ACB detector (ACResNet, ACNet) or mmseg segmentor into its
+stock form, verify it and (optionally) export it to ONNX.
 
     python tools/fuse.py CONFIG CHECKPOINT --out-dir DIR [--onnx]
+        [--shape H W] [--image IMG | --num-images N]
 
-Writes DIR/fused.pth, DIR/fused_config.py (runs with stock mmdet, no plugin)
-and, with --onnx, DIR/fused.onnx. Nothing is written unless the fused model
-matches the trained one within --rtol.
+Writes DIR/fused.pth, DIR/fused_config.py (runs with stock mmdet / mmseg,
+no plugin; an FCN-32s keeps acnet_backbone.seg for its head) and, with
+--onnx, DIR/fused.onnx. Nothing is written unless the fused model matches
+the trained one within --rtol.
 """
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -25,11 +26,18 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='the trained checkpoint')
     parser.add_argument('--out-dir', required=True, help='output folder')
     parser.add_argument('--onnx', action='store_true', help='also export '
-                        'DIR/fused.onnx and check it in onnxruntime')
-    parser.add_argument('--shape', type=int, nargs=2, default=[800, 1333],
-                        metavar=('H', 'W'), help='verification input size')
-    parser.add_argument('--image', help='verify on this image (through the '
-                        "config's test pipeline) instead of random input")
+                        'DIR/fused.onnx (tensor mode, one-stage detectors; '
+                        'two-stage ones: tools/deploy.py) and check it in '
+                        'onnxruntime')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='verification input size (default 800 1333 for '
+                        'a detector, 512 512 for a segmentor)')
+    parser.add_argument('--image', help='detectors: verify on this image '
+                        "(through the config's test pipeline) instead of "
+                        'random input')
+    parser.add_argument('--num-images', type=int, default=0,
+                        help='segmentors: also verify on the first N test '
+                        'images and report their mIoU (trained, fused, ONNX)')
     parser.add_argument('--rtol', type=float, default=1e-4,
                         help='largest allowed relative error')
     parser.add_argument('--opset', type=int, help='ONNX opset version')
@@ -43,23 +51,49 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if min(args.shape) < 32:
+    if args.shape and min(args.shape) < 32:
         print(f'error: --shape {args.shape[0]} {args.shape[1]} is too small '
               '(at least 32 32)', file=sys.stderr)
         return 2
     from mmengine.logging import MMLogger
 
-    from acnet_backbone.deploy.checkpoint import FuseError, fuse_checkpoint
+    from acnet_backbone.deploy.checkpoint import (FuseError,
+                                                  fuse_any_checkpoint)
+    from acnet_backbone.study.staging import write_json
     logger = MMLogger.get_instance('acnet_fuse', log_level='INFO')
     try:
-        report = fuse_checkpoint(
+        report = fuse_any_checkpoint(
             args.config, args.checkpoint, args.out_dir, onnx=args.onnx,
-            shape=tuple(args.shape), image=args.image, rtol=args.rtol,
+            shape=tuple(args.shape) if args.shape else None,
+            image=args.image, num_images=args.num_images, rtol=args.rtol,
             opset=args.opset, force=args.force,
             analyze=not args.no_analysis, logger=logger)
     except FuseError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
+    if 'fused' in report:  # a segmentor
+        print_segmentor(report)
+    else:
+        print_detector(report)
+    for path in report['outputs']:
+        print(f'wrote {path}')
+    print(f'took {report["seconds"]:.1f} s')
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+def print_segmentor(report):
+    print(f'fused vs unfused: max rel err {report["fused"]["max_rel_err"]:.3g}')
+    if 'onnx' in report:
+        print(f'onnxruntime vs torch at {report["onnx"]["shapes"]}: max rel '
+              f'err {report["onnx"]["max_rel_err"]:.3g}')
+    for name, value in report.get('mIoU', {}).items():
+        print(f'mIoU ({name}, {report["num_images"]} test images): '
+              f'{value:.2f}')
+
+
+def print_detector(report):
     print(f'fused vs unfused: max abs err {report["max_abs_err"]:.3g}, '
           f'max rel err {report["max_rel_err"]:.3g} (input '
           f'{tuple(report["input_shape"])})')
@@ -70,13 +104,6 @@ def main(argv=None) -> int:
     for r in report.get('onnx', []):
         print(f'onnxruntime vs torch at {tuple(r["shape"])}: max abs err '
               f'{r["max_abs_err"]:.3g}, max rel err {r["max_rel_err"]:.3g}')
-    for path in report['outputs']:
-        print(f'wrote {path}')
-    print(f'took {report["seconds"]:.1f} s')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
-    return 0
 
 
 if __name__ == '__main__':

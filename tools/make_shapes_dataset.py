@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""Write an embedded synthetic dataset: detection (COCO format, default) or
-its classification form for pretraining (mmpretrain's CustomDataset format).
+"""Write an embedded synthetic dataset: detection (COCO format, default),
+its classification form for pretraining (mmpretrain's CustomDataset format)
+or its semantic segmentation form (per-pixel label maps, mmseg's layout).
 
     python tools/make_shapes_dataset.py [--out data/shapes] [--train 600]
         [--val 100] [--size 160] [--seed 0]
     python tools/make_shapes_dataset.py --task cls [--out data/shapes_cls]
         [--train 2000] [--val 400] [--size 64] [--seed 100]
+    python tools/make_shapes_dataset.py --task seg [--out data/shapes_seg]
+        [--train 600] [--val 100] [--size 128] [--seed 200]
 """
 import argparse
 import os.path as osp
@@ -19,7 +22,9 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 DEFAULTS = dict(det=dict(out='data/shapes', train=600, val=100, size=160,
                          seed=0),
                 cls=dict(out='data/shapes_cls', train=2000, val=400, size=64,
-                         seed=100))
+                         seed=100),
+                seg=dict(out='data/shapes_seg', train=600, val=100, size=128,
+                         seed=200))
 
 
 def main(argv=None) -> int:
@@ -39,9 +44,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     from acnet_backbone.datasets import (make_shapes_cls_dataset,
-                                         make_shapes_dataset)
-    make = make_shapes_dataset if args.task == 'det' else \
-        make_shapes_cls_dataset
+                                         make_shapes_dataset,
+                                         make_shapes_seg_dataset)
+    make = dict(det=make_shapes_dataset, cls=make_shapes_cls_dataset,
+                seg=make_shapes_seg_dataset)[args.task]
     paths = make(args.out, args.train, args.val, args.size, args.seed)
     for split, path in paths.items():
         print(f'{split}: {path}')

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv/ at the repository root and installs only what is missing:
 # torch/torchvision, setuptools<81, mmengine, mmcv (with compiled ops), mmdet,
-# mmpretrain, mmdeploy (without its protobuf pin) and this package (editable, with its dev extra). A second run takes seconds.
+# mmpretrain, mmdeploy (without its protobuf pin), mmsegmentation and this package (editable, with its dev extra). A second run takes seconds.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +14,8 @@ MMCV_VERSION="2.1.0"
 MMDET_SPEC="mmdet==3.3.0"
 MMPRETRAIN_SPEC="mmpretrain==1.2.0"
 MMDEPLOY_SPEC="mmdeploy==1.3.1"
+# mmseg.utils imports ftfy and regex, which mmsegmentation does not require
+MMSEG_SPEC="mmsegmentation==1.2.2 ftfy regex"
 # mmdeploy's own requirements, less its protobuf<=3.20.2 pin (onnx needs a
 # newer protobuf: with the pin, pip would break the venv)
 MMDEPLOY_DEPS="aenum multiprocess prettytable terminaltables dill"
@@ -112,6 +114,16 @@ then
   say "installing $MMDEPLOY_SPEC without its protobuf pin (end-to-end ONNX export)"
   pipi $MMDEPLOY_DEPS
   pipi --no-deps "$MMDEPLOY_SPEC"
+fi
+
+if ! has <<'PY'
+import mmseg, ftfy, regex
+import mmseg.utils
+assert mmseg.__version__ == '1.2.2'
+PY
+then
+  say "installing $MMSEG_SPEC (semantic segmentation: FCN-32s and dilated FCN)"
+  pipi $MMSEG_SPEC
 fi
 
 if ! has "$ROOT" <<'PY'

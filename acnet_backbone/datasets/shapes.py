@@ -1,4 +1,5 @@
-"""A deterministic synthetic detection dataset in COCO format.
+"""A deterministic synthetic dataset: detection (COCO format), its
+classification form (mmpretrain) and its segmentation form (mmseg).
 
 Shapes of several classes in varied sizes, colours and textures, partly
 overlapping, on cluttered backgrounds. Made locally from a seed: no download.
@@ -6,12 +7,15 @@ overlapping, on cluttered backgrounds. Made locally from a seed: no download.
 import json
 import os
 import tempfile
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 SHAPE_CLASSES = ('rectangle', 'ellipse', 'triangle', 'cross')
+# the segmentation classes: label 0 is the background, label i the shape
+# class i - 1
+SEG_CLASSES = ('background', ) + SHAPE_CLASSES
 
 
 def _background(rng: np.random.Generator, size: int) -> Image.Image:
@@ -65,41 +69,67 @@ def _covered(a, b) -> float:
     return ix * iy / min(a[2] * a[3], b[2] * b[3])
 
 
+def _indices(num: int, progress: bool):
+    """``range(num)``, with mmengine's progress bar when ``progress``."""
+    if not progress:
+        return range(num)
+    from mmengine.utils import track_iter_progress
+    return track_iter_progress(list(range(num)))
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _scene(rng: np.random.Generator,
+           size: int) -> Tuple[Image.Image, List[Tuple]]:
+    """One image of the detection set: a cluttered background and 1-4
+    shapes, partly overlapping, pasted in order.
+
+    Returns:
+        tuple: the image and, per shape in paint order,
+        ``(x, y, w, h, cls_id, mask)`` (``mask``: the ``w x h`` 'L' image
+        through which the shape was pasted, 255 inside).
+    """
+    canvas = _background(rng, size)
+    shapes = []
+    for _ in range(int(rng.integers(1, 5))):
+        cls_id = int(rng.integers(0, len(SHAPE_CLASSES)))
+        for _attempt in range(10):
+            w = int(size * rng.uniform(0.15, 0.5))
+            h = int(max(8, min(size * 0.6, w * rng.uniform(0.6, 1.6))))
+            x = int(rng.integers(0, size - w))
+            y = int(rng.integers(0, size - h))
+            # overlaps, but every object stays mostly visible: a box
+            # hidden under a later shape would be label noise
+            if all(_covered((x, y, w, h), b[:4]) < 0.35 for b in shapes):
+                break
+        else:
+            continue
+        mask = _mask(SHAPE_CLASSES[cls_id], w, h, rng)
+        canvas.paste(_fill(rng, w, h), (x, y), mask)
+        shapes.append((x, y, w, h, cls_id, mask))
+    return canvas, shapes
+
+
 def _make_split(root: str, split: str, num: int, size: int, seed: int,
                 progress: bool) -> Dict:
     rng = np.random.default_rng(seed)
     img_dir = os.path.join(root, split)
     os.makedirs(img_dir, exist_ok=True)
     images, annotations = [], []
-    indices = range(num)
-    if progress:
-        from mmengine.utils import track_iter_progress
-        indices = track_iter_progress(list(indices))
-    for idx in indices:
-        canvas = _background(rng, size)
-        boxes = []
-        for _ in range(int(rng.integers(1, 5))):
-            cls_id = int(rng.integers(0, len(SHAPE_CLASSES)))
-            for _attempt in range(10):
-                w = int(size * rng.uniform(0.15, 0.5))
-                h = int(max(8, min(size * 0.6, w * rng.uniform(0.6, 1.6))))
-                x = int(rng.integers(0, size - w))
-                y = int(rng.integers(0, size - h))
-                # overlaps, but every object stays mostly visible: a box
-                # hidden under a later shape would be label noise
-                if all(_covered((x, y, w, h), b[:4]) < 0.35 for b in boxes):
-                    break
-            else:
-                continue
-            mask = _mask(SHAPE_CLASSES[cls_id], w, h, rng)
-            canvas.paste(_fill(rng, w, h), (x, y), mask)
-            boxes.append((x, y, w, h, cls_id))
+    for idx in _indices(num, progress):
+        canvas, shapes = _scene(rng, size)
         name = f'{split}_{idx:05d}.png'
         canvas.save(os.path.join(img_dir, name))
         image_id = idx + 1
         images.append(dict(id=image_id, file_name=name, width=size,
                            height=size))
-        for x, y, w, h, cls_id in boxes:
+        for x, y, w, h, cls_id, _mask_img in shapes:
             annotations.append(dict(
                 id=len(annotations) + 1, image_id=image_id,
                 category_id=cls_id + 1, bbox=[x, y, w, h], area=w * h,
@@ -129,12 +159,18 @@ def make_shapes_dataset(root: str = 'data/shapes',
                                    ('val', num_val, seed + 10_000)):
         coco = _make_split(root, split, num, size, split_seed, progress)
         path = os.path.join(root, 'annotations', f'{split}.json')
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(coco, f)
-        os.replace(tmp, path)
+        _write_text_atomic(path, json.dumps(coco))
         paths[split] = path
     return paths
+
+
+def _make_splits(make_split, root: str, num_train: int, num_val: int,
+                 size: int, seed: int, progress: bool) -> Dict[str, str]:
+    """``make_split`` for the train split (``seed``) and the val split
+    (``seed + 10000``): split name -> the path it returns."""
+    return {split: make_split(root, split, num, size, split_seed, progress)
+            for split, num, split_seed in (('train', num_train, seed),
+                                           ('val', num_val, seed + 10_000))}
 
 
 def _make_cls_split(root: str, split: str, num: int, size: int, seed: int,
@@ -146,11 +182,7 @@ def _make_cls_split(root: str, split: str, num: int, size: int, seed: int,
     img_dir = os.path.join(root, split)
     os.makedirs(img_dir, exist_ok=True)
     lines = []
-    indices = range(num)
-    if progress:
-        from mmengine.utils import track_iter_progress
-        indices = track_iter_progress(list(indices))
-    for idx in indices:
+    for idx in _indices(num, progress):
         cls_id = idx % len(SHAPE_CLASSES)
         canvas = _background(rng, size)
         w = int(size * rng.uniform(0.35, 0.8))
@@ -163,10 +195,7 @@ def _make_cls_split(root: str, split: str, num: int, size: int, seed: int,
         canvas.save(os.path.join(root, name))
         lines.append(f'{name} {cls_id}\n')
     path = os.path.join(root, 'annotations', f'{split}.txt')
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        f.writelines(lines)
-    os.replace(tmp, path)
+    _write_text_atomic(path, ''.join(lines))
     return path
 
 
@@ -188,7 +217,72 @@ def make_shapes_cls_dataset(root: str = 'data/shapes_cls',
         dict: split name -> annotation file path.
     """
     os.makedirs(os.path.join(root, 'annotations'), exist_ok=True)
-    return {split: _make_cls_split(root, split, num, size, split_seed,
-                                   progress)
-            for split, num, split_seed in (('train', num_train, seed),
-                                           ('val', num_val, seed + 10_000))}
+    return _make_splits(_make_cls_split, root, num_train, num_val, size,
+                        seed, progress)
+
+
+def _label_map(size: int, shapes: List[Tuple]) -> np.ndarray:
+    """The per-pixel labels of a scene of :func:`_scene`: 0 (background) or
+    ``cls_id + 1`` of the shape painted last at the pixel."""
+    labels = np.zeros((size, size), np.uint8)
+    for x, y, w, h, cls_id, mask in shapes:
+        labels[y:y + h, x:x + w][np.asarray(mask) > 0] = cls_id + 1
+    return labels
+
+
+def _make_seg_split(root: str, split: str, num: int, size: int, seed: int,
+                    progress: bool) -> str:
+    """``num`` scenes as ``img_dir/{split}/NAME.png`` with their label maps
+    ``ann_dir/{split}/NAME.png``; the name list ``splits/{split}.txt`` is
+    written last, so only complete pairs are ever listed."""
+    rng = np.random.default_rng(seed)
+    img_dir = os.path.join(root, 'img_dir', split)
+    ann_dir = os.path.join(root, 'ann_dir', split)
+    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(ann_dir, exist_ok=True)
+    names = []
+    for idx in _indices(num, progress):
+        canvas, shapes = _scene(rng, size)
+        name = f'{split}_{idx:05d}'
+        canvas.save(os.path.join(img_dir, f'{name}.png'))
+        Image.fromarray(_label_map(size, shapes)).save(
+            os.path.join(ann_dir, f'{name}.png'))
+        names.append(f'{name}\n')
+    path = os.path.join(root, 'splits', f'{split}.txt')
+    _write_text_atomic(path, ''.join(names))
+    return path
+
+
+def make_shapes_seg_dataset(root: str = 'data/shapes_seg',
+                            num_train: int = 600,
+                            num_val: int = 100,
+                            size: int = 128,
+                            seed: int = 200,
+                            progress: bool = True) -> Dict[str, str]:
+    """The semantic segmentation form of the shapes data, for mmseg: the
+    detection set's scenes with a class for every pixel (``SEG_CLASSES``:
+    0 background, 1-4 the shapes; where shapes overlap, the one painted
+    last, i.e. the visible one).
+
+    Writes ``root/img_dir/{train,val}/*.png`` (RGB), ``root/ann_dir/{train,
+    val}/*.png`` (8-bit label maps of the same size) and
+    ``root/splits/{split}.txt`` (one image name per line, no suffix: mmseg's
+    ``ann_file``). Deterministic: the same arguments give the same bytes;
+    the split files are renamed into place last.
+
+    Args:
+        root (str): output folder. Defaults to 'data/shapes_seg'.
+        num_train (int): training images. Defaults to 600.
+        num_val (int): validation images. Defaults to 100.
+        size (int): image side in pixels (a multiple of 32 suits an FCN-32s).
+            Defaults to 128.
+        seed (int): seed of the train split (val: ``seed + 10000``).
+            Defaults to 200.
+        progress (bool): show a progress bar. Defaults to True.
+
+    Returns:
+        dict: split name -> split file path.
+    """
+    os.makedirs(os.path.join(root, 'splits'), exist_ok=True)
+    return _make_splits(_make_seg_split, root, num_train, num_val, size, seed,
+                        progress)
