@@ -55,6 +55,16 @@ def setup_distributed(cfg: Config) -> None:
             dist.init_process_group(backend='gloo')
 
 
+def finish_distributed() -> None:
+    """Wait for every rank, then tear the process group down: a rank whose
+    interpreter exits while gloo's threads still run aborts ("terminate
+    called without an active exception"). No-op without a process group."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def disable_periodic_validation(cfg: Config) -> None:
     """No validation during training (the caller evaluates once at the end):
     for iteration- and epoch-based loops alike."""

@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     from mmengine.evaluator import DumpResults
 
     from acnet_backbone.runner_utils import build_runner, load_tool_config
+    from acnet_backbone.training import finish_distributed
 
     setup_cache_size_limit_of_dynamo()
     cfg = load_tool_config(args.config, args.work_dir, args.cfg_options,
@@ -70,6 +71,7 @@ def main(argv=None) -> int:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
     runner.test()
+    finish_distributed()
     return 0
 
 

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from mmdet.utils import setup_cache_size_limit_of_dynamo
 
     from acnet_backbone.runner_utils import load_tool_config
-    from acnet_backbone.training import train
+    from acnet_backbone.training import finish_distributed, train
 
     setup_cache_size_limit_of_dynamo()
     cfg = load_tool_config(args.config, args.work_dir, args.cfg_options,
@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     except PretrainedMismatchError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
+    finish_distributed()
     return 0
 
 

@@ -137,7 +137,7 @@ def run(run_dir: str, launcher: str = 'none') -> int:
     from mmengine.config import Config
     from mmengine.dist import get_rank
 
-    from ..training import train_and_evaluate
+    from ..training import finish_distributed, train_and_evaluate
     from .staging import write_json
     with open(osp.join(run_dir, 'run.json')) as f:
         spec = json.load(f)
@@ -152,6 +152,7 @@ def run(run_dir: str, launcher: str = 'none') -> int:
         metrics, empty = complete_metrics(metrics, cfg.val_evaluator)
         write_json(osp.join(run_dir, 'result.json'),
                    record(spec, cfg, runner, metrics, empty, recorder))
+    finish_distributed()
     return 0
 
 
