@@ -6,11 +6,12 @@ overlapping, on cluttered backgrounds. Made locally from a seed: no download.
 """
 import json
 import os
-import tempfile
 from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ..study.staging import write_text
 
 SHAPE_CLASSES = ('rectangle', 'ellipse', 'triangle', 'cross')
 # the segmentation classes: label 0 is the background, label i the shape
@@ -75,14 +76,6 @@ def _indices(num: int, progress: bool):
         return range(num)
     from mmengine.utils import track_iter_progress
     return track_iter_progress(list(range(num)))
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _scene(rng: np.random.Generator,
@@ -159,7 +152,7 @@ def make_shapes_dataset(root: str = 'data/shapes',
                                    ('val', num_val, seed + 10_000)):
         coco = _make_split(root, split, num, size, split_seed, progress)
         path = os.path.join(root, 'annotations', f'{split}.json')
-        _write_text_atomic(path, json.dumps(coco))
+        write_text(path, json.dumps(coco))
         paths[split] = path
     return paths
 
@@ -195,7 +188,7 @@ def _make_cls_split(root: str, split: str, num: int, size: int, seed: int,
         canvas.save(os.path.join(root, name))
         lines.append(f'{name} {cls_id}\n')
     path = os.path.join(root, 'annotations', f'{split}.txt')
-    _write_text_atomic(path, ''.join(lines))
+    write_text(path, ''.join(lines))
     return path
 
 
@@ -249,7 +242,7 @@ def _make_seg_split(root: str, split: str, num: int, size: int, seed: int,
             os.path.join(ann_dir, f'{name}.png'))
         names.append(f'{name}\n')
     path = os.path.join(root, 'splits', f'{split}.txt')
-    _write_text_atomic(path, ''.join(names))
+    write_text(path, ''.join(names))
     return path
 
 

@@ -1,13 +1,12 @@
 """The picture of a segmentor at work: input, ground truth and prediction
 for a few test images, side by side."""
-import os
-import tempfile
 from typing import Dict, List
 
 import numpy as np
 import torch
 
 from ..deploy.checkpoint import load_checkpoint_strict, load_config
+from ..study.staging import save_figure
 from .deploy import SegLogits, build_segmentor, val_batches
 
 
@@ -77,14 +76,5 @@ def draw_predictions(config: str,
     fig.legend(handles, classes, loc='lower center', ncol=len(classes),
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fd, tmp = tempfile.mkstemp(suffix='.png', dir=os.path.dirname(
-        os.path.abspath(out_file)))
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, out_file)  # never a half-written picture
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_figure(fig, out_file, dpi=100)  # never a half-written picture
     return dict(images=drawn, pixel_accuracy=accuracy)
