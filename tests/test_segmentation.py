@@ -138,6 +138,37 @@ def test_dataset_refuses_bad_mask(seg_data, tmp_path):
         dataset[0]
 
 
+
+def test_train_tool_reports_a_bad_mask_in_one_line(seg_data, tmp_path):
+    """tools/train.py on a set with a bad mask, read in a DataLoader worker
+    process (where torch re-raises with the worker's traceback as the
+    message): one ``error:`` line naming the file, exit 2, no traceback."""
+    import shutil
+    root = tmp_path / 'bad'
+    shutil.copytree(seg_data, root)
+    names = open(root / 'splits' / 'train.txt').read().split()
+    for name in names:  # whichever image the sampler draws first
+        path = root / 'ann_dir' / 'train' / f'{name}.png'
+        mask = np.asarray(Image.open(path)).copy()
+        mask[0, 0] = 9
+        Image.fromarray(mask).save(path)
+    cfg = tiny_config(FCN32S_ACB, str(root), tmp_path / 'work')
+    cfg.train_dataloader.update(num_workers=1)
+    config = tmp_path / 'bad_config.py'
+    cfg.dump(str(config))
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), str(config)],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 2, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith('error:')]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert 'has labels outside the 5 classes' in errors[0]
+    assert '.png' in errors[0] and 'Caught' not in errors[0]
+    assert 'Traceback' not in result.stderr
+    assert not glob.glob(str(tmp_path / 'work' / '*.pth'))
+
+
 # ------------------------------------------------------------ the head
 def test_fcn32s_head_upsamples_bilinearly():
     head = FCN32sHead(in_channels=8, num_classes=3, dropout_ratio=0.0)
@@ -436,3 +467,30 @@ def test_fuse_tool_takes_a_segmentor(trained, tmp_path):
     assert lines[0].startswith('error:') and '--image is for detectors' in \
         lines[0]
     assert not (tmp_path / 'no').exists()
+
+
+# --------------------------------------------------- the head's ceiling
+def test_score_map_ceiling():
+    """Stride 1 reproduces the labels; a shape much smaller than the stride
+    blurs away; ignored pixels count nowhere; bad input is refused."""
+    from acnet_backbone.seg.ceiling import score_map_ceiling
+    label = np.zeros((64, 64), np.uint8)
+    label[8:40, 8:40] = 1
+    label[49:55, 49:55] = 2  # 6x6 pixels: far below a stride-32 cell
+    assert score_map_ceiling([label], 1, 3)['mIoU'] == pytest.approx(100)
+    coarse = score_map_ceiling([label], 32, 3)
+    fine = score_map_ceiling([label], 4, 3)
+    assert coarse['IoU'][2] == 0 and fine['IoU'][2] > 0
+    assert coarse['mIoU'] < fine['mIoU'] < 100
+    ignored = label.copy()
+    ignored[:4] = 255
+    assert score_map_ceiling([ignored], 1, 3)['mIoU'] == pytest.approx(100)
+    # sizes that are not multiples of the stride
+    assert score_map_ceiling([label[:50, :45]], 1, 3)['mIoU'] == \
+        pytest.approx(100)
+    for args, words in [(([label], 0, 3), 'positive int'),
+                        (([label], 8, 2), 'labels outside 0-1'),
+                        (([], 8, 3), 'no label maps'),
+                        (([label[None]], 8, 3), '2-D')]:
+        with pytest.raises(ValueError, match=words):
+            score_map_ceiling(*args)

@@ -73,11 +73,11 @@ def main(argv=None) -> int:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    from acnet_backbone.backbones import PretrainedMismatchError
+    from acnet_backbone.errors import InputError, one_line
     try:
         train(cfg)
-    except PretrainedMismatchError as err:
-        print(f'error: {err}', file=sys.stderr)
+    except InputError as err:
+        print(f'error: {one_line(err)}', file=sys.stderr)
         return 2
     finish_distributed()
     return 0

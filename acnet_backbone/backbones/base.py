@@ -11,10 +11,12 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
                                         _load_checkpoint_with_prefix)
 from torch import Tensor, nn
 
+from ..errors import InputError
+
 TOP_POOLS = ('global', None)
 
 
-class PretrainedMismatchError(ValueError):
+class PretrainedMismatchError(InputError):
     """A ``Pretrained`` checkpoint does not fit the backbone (depth, widths,
     ACB vs plain, ACB mode): raised instead of loading it partially; the
     message is one line naming the first mismatch."""

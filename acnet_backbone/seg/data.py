@@ -7,9 +7,10 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from ..datasets.shapes import SEG_CLASSES
+from ..errors import InputError
 
 
-class SegMapError(ValueError):
+class SegMapError(InputError):
     """A label map that does not fit its image or the classes."""
 
 

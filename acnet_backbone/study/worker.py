@@ -17,6 +17,7 @@ import time
 import warnings
 from typing import Dict, List, Tuple
 
+import torch
 from mmengine.hooks import Hook
 
 class StudyRecorder(Hook):
@@ -63,6 +64,8 @@ class StudyRecorder(Hook):
         loss = (outputs or {}).get('loss')
         if loss is None:
             return
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach()
         self._pending.append(float(loss))
         it = runner.iter + 1
         if len(self._pending) >= self.window or it >= runner.max_iters:
