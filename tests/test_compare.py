@@ -2,6 +2,7 @@
 mmengine's Runner and launchers, epoch- and iteration-based configs, every
 metric recorded, paired statistics, runs identified by their merged config,
 resume after an interruption, one-line errors."""
+import glob
 import json
 import os
 import os.path as osp
@@ -208,6 +209,55 @@ def test_study_end_to_end_resume_and_identity(tmp_path, shapes):
                    "acb_gamma_init=0.5)))\n")
     edited = run(*args)
     one_error_line(edited, 'model.backbone.acb_gamma_init: 1.0 -> 0.5')
+    assert {p: p.stat().st_mtime for p in stamps} == stamps
+
+    check_reevaluation(tmp_path, work, report)
+
+
+def check_reevaluation(tmp_path, work, report):
+    """tools/reevaluate.py: the study's checkpoints on another val set, no
+    training; reused when called again; other options or bad input refused
+    in one line."""
+    tool = osp.join(ROOT, 'tools', 'reevaluate.py')
+    other = tmp_path / 'other_val'
+    make_shapes_dataset(str(other), 1, 5, 96, seed=9, progress=False)
+    root = str(other) + '/'
+    options = [f'val_dataloader.dataset.data_root={root}',
+               f'val_evaluator.ann_file={root}annotations/val.json']
+    out = tmp_path / 'val_other'
+    args = [str(work), '--out-dir', str(out), '--cfg-options', *options]
+    first = run(*args, tool=tool)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = json.load(open(out / 'compare.json'))
+    assert [(r['config'], r['seed']) for r in again['runs']] == \
+        [(r['config'], r['seed']) for r in report['runs']]
+    for old, new in zip(report['runs'], again['runs']):
+        assert new['evaluated_with'] == {
+            'val_dataloader.dataset.data_root': root,
+            'val_evaluator.ann_file': f'{root}annotations/val.json'}
+        # the training record stays, the metrics are the new evaluation's
+        assert new['train_seconds'] == old['train_seconds']
+        assert new['loss_curve'] == old['loss_curve']
+        assert new['checkpoint'] == old['checkpoint']
+        assert new['bbox_mAP'] == new['metrics']['coco/bbox_mAP']
+        log = open(glob.glob(str(out / new['config'] / f'seed_{new["seed"]}'
+                                 / '*' / '*.log'))[0]).read()
+        assert f'Load checkpoint from {old["checkpoint"]}' in log
+        assert f'{root}annotations/val.json' in log
+        assert 'Iter(train)' not in log
+    check_report(again, ['plain', 'acb'], [0, 1])
+    stamps = {p: p.stat().st_mtime for p in out.glob('*/seed_*/result.json')}
+    assert len(stamps) == 4
+    second = run(*args, tool=tool)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {p: p.stat().st_mtime for p in stamps} == stamps
+    changed = run(*args, 'val_dataloader.batch_size=1', tool=tool)
+    one_error_line(changed, 'first difference: val_dataloader.batch_size')
+    one_error_line(run(str(tmp_path / 'nothing'), '--out-dir', str(out),
+                       '--cfg-options', *options, tool=tool),
+                   'compare.json not found')
+    one_error_line(run(str(work), '--out-dir', str(work), '--cfg-options',
+                       *options, tool=tool), 'must not be the study')
     assert {p: p.stat().st_mtime for p in stamps} == stamps
 
 

@@ -4,6 +4,7 @@ mmengine's launchers, with paired Student-t intervals
 from .api import (StudyRunError, check_launcher, launch_command, run_plan,
                   run_study, study_plan)
 from .journey import ensure_shapes_data, run_journey
+from .reevaluate import reevaluate_study
 from .report import (DEFAULT_METRIC, markdown, mean_std, plot, short_name,
                      summarise, t_interval)
 from .runs import (RunSpec, StudyError, check_config, expected_metric_keys,
@@ -16,7 +17,8 @@ __all__ = [
     'StudyRunError', 'check_config', 'check_launcher', 'ensure_shapes_data',
     'expected_metric_keys', 'final_loss', 'first_difference',
     'launch_command', 'markdown', 'mean_std', 'merged_config',
-    'package_versions', 'plot', 'run_journey', 'run_plan', 'run_study',
+    'package_versions', 'plot', 'reevaluate_study', 'run_journey',
+    'run_plan', 'run_study',
     'save_figure', 'short_name', 'study_plan', 'summarise', 't_interval',
     'write_json', 'write_text'
 ]

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 from .report import DEFAULT_METRIC, markdown, plot, short_name, summarise
 from .runs import (RunSpec, StudyError, check_config, config_name, identity,
                    first_difference, merged_config, package_versions,
-                   run_dir)
+                   require_metric, run_dir)
 from .staging import write_json, write_text
 
 
@@ -164,12 +164,8 @@ def _train(run: Dict, launcher: str, gpus: int) -> None:
 def _load_result(run: Dict, metric: str) -> Dict:
     with open(osp.join(run['path'], 'result.json')) as f:
         result = json.load(f)
-    if metric not in result.get('metrics', {}):
-        raise StudyError(
-            f'run {run["spec"].name} seed {run["spec"].seed}: the evaluator '
-            f'returned no {metric!r} (it returned: '
-            f'{", ".join(sorted(result.get("metrics", {}))) or "nothing"})')
-    result[short_name(metric)] = result['metrics'][metric]
+    result[short_name(metric)] = require_metric(
+        result, metric, f'run {run["spec"].name} seed {run["spec"].seed}')
     return result
 
 

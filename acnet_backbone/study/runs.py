@@ -109,6 +109,17 @@ def first_difference(old: Dict, new: Dict) -> Optional[str]:
     return None
 
 
+def require_metric(result: Dict, metric: str, what: str) -> float:
+    """``metric`` from a run's ``result.json`` content; StudyError naming the
+    keys the evaluator did return when it is missing."""
+    metrics = result.get('metrics', {})
+    if metric not in metrics:
+        raise StudyError(
+            f'{what}: the evaluator returned no {metric!r} (it returned: '
+            f'{", ".join(sorted(metrics)) or "nothing"})')
+    return metrics[metric]
+
+
 def _metric_list(evaluator) -> List[Dict]:
     if isinstance(evaluator, (list, tuple)):
         return [dict(e) for e in evaluator]
