@@ -30,7 +30,7 @@ def test_dataloader_worker_message_gives_the_original():
 
 
 def test_real_dataloader_worker_error():
-    torch = pytest.importorskip('torch')
+    pytest.importorskip('torch')
     from torch.utils.data import DataLoader, Dataset
 
     class Data(Dataset):

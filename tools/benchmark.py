@@ -328,6 +328,8 @@ def plot(results, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
+    from acnet_backbone.staging import save_figure
     labels, values = [], []
     for r in results['inference']:
         if r['variant'] != 'resnet':
@@ -348,10 +350,7 @@ def plot(results, path):
     ax.set_ylabel('ratio to mmdet ResNet-50')
     ax.set_title(f'ACResNet-50 vs ResNet-50 on {results["device_name"]}')
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv=None) -> int:
@@ -363,6 +362,8 @@ def main(argv=None) -> int:
         print('error: --device cuda but no CUDA device', file=sys.stderr)
         return 2
     from mmengine.logging import MMLogger
+
+    from acnet_backbone.staging import write_text
     MMLogger.get_instance('acnet_benchmark', log_level='WARNING')
     torch.manual_seed(0)
     quick = args.quick
@@ -385,9 +386,7 @@ def main(argv=None) -> int:
         print(deploy_md)
         os.makedirs(args.out_dir, exist_ok=True)
         path = osp.join(args.out_dir, 'deploy_latency.md')
-        with open(path + '.tmp', 'w') as f:
-            f.write(f'Device: {device_name}\n\n{deploy_md}\n')
-        os.replace(path + '.tmp', path)
+        write_text(path, f'Device: {device_name}\n\n{deploy_md}\n')
         print(f'wrote {path}')
         return 0
     kinds = ['resnet', 'acresnet', 'acresnet_fused']
@@ -432,10 +431,7 @@ def main(argv=None) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     for name, content in (('benchmark.json', json.dumps(results, indent=2)),
                           ('benchmark.md', text + '\n')):
-        path = osp.join(args.out_dir, name)
-        with open(path + '.tmp', 'w') as f:
-            f.write(content)
-        os.replace(path + '.tmp', path)
+        write_text(osp.join(args.out_dir, name), content)
     plot(results, osp.join(args.out_dir, 'benchmark.png'))
     print(f'wrote {args.out_dir}/benchmark.{{json,md,png}}')
     return 0

@@ -8,12 +8,10 @@ through mmdeploy (boxes-out ONNX) and evaluate it, write a summary.
         [--max-iters N]
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
 import warnings
-import tempfile
 import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -51,6 +49,8 @@ def draw(config, checkpoint, images, ann_file, out_file, classes, title,
     from mmdet.visualization import DetLocalVisualizer
     from mmengine.structures import InstanceData
     from pycocotools.coco import COCO
+
+    from acnet_backbone.staging import save_figure
     model = init_detector(config, checkpoint, device='cpu')
     coco = COCO(ann_file)
     by_name = {img['file_name']: img['id'] for img in coco.dataset['images']}
@@ -85,10 +85,7 @@ def draw(config, checkpoint, images, ann_file, out_file, classes, title,
     fig.suptitle(f'{title}\nval images; detections with score >= '
                  f'{score_thr}', fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.98))
-    tmp = out_file + '.tmp.png'
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out_file)
+    save_figure(fig, out_file, dpi=90)
 
 
 def main(argv=None) -> int:
@@ -99,6 +96,8 @@ def main(argv=None) -> int:
     from mmengine.logging import MMLogger
 
     from acnet_backbone.datasets import make_shapes_dataset
+    from acnet_backbone.staging import write_json
+    from acnet_backbone.study.runs import complete_metrics
     from acnet_backbone.deploy.checkpoint import FuseError, fuse_checkpoint
     from acnet_backbone.deploy.end2end import deploy_checkpoint
     from acnet_backbone.training import (last_checkpoint, set_iterations,
@@ -131,6 +130,7 @@ def main(argv=None) -> int:
           f'{cfg.model.backbone.depth} RetinaNet for {iters} iterations')
     t0 = time.perf_counter()
     _, metrics = train_and_evaluate(cfg)
+    metrics, _ = complete_metrics(metrics, cfg.val_evaluator)  # mAP 0 if none
     train_s = time.perf_counter() - t0
     ckpt = last_checkpoint(args.work_dir)
     logger = MMLogger.get_current_instance()
@@ -189,10 +189,7 @@ def main(argv=None) -> int:
         fused_files=report['outputs'],
         deploy_files=deployed['outputs'])
     out = osp.join(args.work_dir, 'summary.json')
-    fd, tmp = tempfile.mkstemp(dir=args.work_dir, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(summary, f, indent=2)
-    os.replace(tmp, out)
+    write_json(out, summary)
 
     rows = [('bbox mAP', summary['bbox_mAP']),
             ('bbox mAP@0.5', summary['bbox_mAP_50']),

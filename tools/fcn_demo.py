@@ -63,6 +63,7 @@ def main(argv=None) -> int:
     from mmengine.logging import MMLogger
 
     from acnet_backbone import FCNResNet
+    from acnet_backbone.staging import save_figure
     MMLogger.get_instance('fcn_demo', log_level='WARNING')
     try:
         img = Image.open(args.image).convert('RGB')
@@ -115,10 +116,7 @@ def main(argv=None) -> int:
     ax.axis('off')
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    tmp = args.out + '.tmp.png'
-    fig.savefig(tmp, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-    os.replace(tmp, args.out)
+    save_figure(fig, args.out, dpi=100, bbox_inches='tight')
     print(f'wrote {args.out}')
     return 0
 

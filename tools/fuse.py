@@ -59,7 +59,7 @@ def main(argv=None) -> int:
 
     from acnet_backbone.deploy.checkpoint import (FuseError,
                                                   fuse_any_checkpoint)
-    from acnet_backbone.study.staging import write_json
+    from acnet_backbone.staging import write_json
     logger = MMLogger.get_instance('acnet_fuse', log_level='INFO')
     try:
         report = fuse_any_checkpoint(

@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..study.staging import write_text
+from ..staging import write_text
 
 SHAPE_CLASSES = ('rectangle', 'ellipse', 'triangle', 'cross')
 # the segmentation classes: label 0 is the background, label i the shape

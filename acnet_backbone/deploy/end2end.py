@@ -401,8 +401,14 @@ def evaluate_end2end(fused_cfg_path: str, fused_pth: str, deploy_cfg: Config,
                      onnx_files: Dict[str, str], work_dir: str) -> Dict:
     """bbox metrics of the torch detector (``'torch'``) and of each ONNX
     file (name -> path) on the test set, as ``{name: {'bbox_mAP': ...}}``.
-    ``work_dir`` holds the runners' files and is removed afterwards."""
+    ``work_dir`` holds the runners' files and is removed afterwards. A
+    model that detects nothing gets mAP 0 (mmdet's CocoMetric returns no
+    key at all then)."""
+    from ..study.runs import complete_metrics
+    evaluator = Config.fromfile(fused_cfg_path).test_evaluator
+
     def bbox(metrics):
+        metrics, _ = complete_metrics(metrics, evaluator)
         return {k.split('/')[-1]: float(v) for k, v in metrics.items()
                 if k.startswith('coco/bbox')}
 

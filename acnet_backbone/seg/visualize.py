@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..deploy.checkpoint import load_checkpoint_strict, load_config
-from ..study.staging import save_figure
+from ..staging import save_figure
 from .deploy import SegLogits, build_segmentor, val_batches
 
 

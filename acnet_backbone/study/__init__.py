@@ -9,7 +9,7 @@ from .report import (DEFAULT_METRIC, markdown, mean_std, plot, short_name,
                      summarise, t_interval)
 from .runs import (RunSpec, StudyError, check_config, expected_metric_keys,
                    first_difference, merged_config, package_versions)
-from .staging import save_figure, write_json, write_text
+from ..staging import save_figure, write_json, write_text
 from .worker import StudyRecorder, final_loss
 
 __all__ = [

@@ -27,7 +27,7 @@ from .report import DEFAULT_METRIC, markdown, plot, short_name, summarise
 from .runs import (RunSpec, StudyError, check_config, config_name, identity,
                    first_difference, merged_config, package_versions,
                    require_metric, run_dir)
-from .staging import write_json, write_text
+from ..staging import write_json, write_text
 
 
 class StudyRunError(RuntimeError):

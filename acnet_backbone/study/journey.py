@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence
 from .api import run_plan, study_plan
 from .report import markdown
 from .runs import RunSpec, StudyError, run_dir
-from .staging import write_json, write_text
+from ..staging import write_json, write_text
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))), 'configs')

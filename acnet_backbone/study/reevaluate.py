@@ -13,9 +13,9 @@ import os.path as osp
 from typing import Dict, Optional
 
 from .report import DEFAULT_METRIC, markdown, plot, short_name, summarise
-from .runs import (StudyError, check_config, first_difference,
-                   require_metric)
-from .staging import write_json, write_text
+from .runs import (StudyError, check_config, complete_metrics,
+                   first_difference, require_metric)
+from ..staging import write_json, write_text
 
 
 def _source_runs(work_dir: str):
@@ -63,7 +63,6 @@ def reevaluate_study(work_dir: str, out_dir: str, cfg_options: Dict,
     are reused, so an interrupted call resumes.
     """
     from ..training import build_runner
-    from .worker import complete_metrics
     from mmengine.config import Config
     if not cfg_options:
         raise StudyError('no --cfg-options given: the evaluation would '

@@ -12,7 +12,7 @@ import math
 import statistics
 from typing import Dict, List, Optional, Sequence
 
-from .staging import save_figure
+from ..staging import save_figure
 
 DEFAULT_METRIC = 'coco/bbox_mAP'
 

@@ -176,6 +176,22 @@ def expected_metric_keys(evaluator) -> Optional[List[str]]:
     return sorted(set(keys))
 
 
+def complete_metrics(metrics: Dict, evaluator) -> Tuple[Dict, bool]:
+    """Every metric the evaluator returned, and whether a COCO evaluation
+    found no detection at all. mmdet's CocoMetric returns none of a
+    family's keys (``coco/bbox_*``) when no image has a detection above the
+    score threshold (an early, untrained model): those get 0 and the run
+    ``no_detections=True``."""
+    out = dict(metrics)
+    empty = False
+    for key in expected_metric_keys(evaluator) or []:
+        family = key.split('_mAP')[0] if '_mAP' in key else None
+        if family and not any(k.startswith(family + '_') for k in metrics):
+            out[key] = 0.0
+            empty = True
+    return out, empty
+
+
 def _dataset_problems(ds, where: str) -> Iterator[str]:
     """Missing annotation files / image folders of a dataset config, looking
     through mmengine's wrappers (RepeatDataset, ClassBalancedDataset,

@@ -15,10 +15,12 @@ import statistics
 import sys
 import time
 import warnings
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import torch
 from mmengine.hooks import Hook
+
+from .runs import complete_metrics
 
 class StudyRecorder(Hook):
     """Keeps what a study reports about training, across resumes: the
@@ -90,23 +92,6 @@ def final_loss(curve: List[List[float]], iters: int = 100):
     return statistics.fmean(tail)
 
 
-def complete_metrics(metrics: Dict, evaluator) -> Tuple[Dict, bool]:
-    """Every metric the evaluator returned, and whether a COCO evaluation
-    found no detection at all. mmdet's CocoMetric returns none of a
-    family's keys (``coco/bbox_*``) when no image has a detection above the
-    score threshold (an early, untrained model): those get 0 and the run
-    ``no_detections=True``."""
-    from .runs import expected_metric_keys
-    out = dict(metrics)
-    empty = False
-    for key in expected_metric_keys(evaluator) or []:
-        family = key.split('_mAP')[0] if '_mAP' in key else None
-        if family and not any(k.startswith(family + '_') for k in metrics):
-            out[key] = 0.0
-            empty = True
-    return out, empty
-
-
 def record(spec: Dict, cfg, runner, metrics: Dict, no_detections: bool,
            recorder: StudyRecorder) -> Dict:
     """``result.json``'s content."""
@@ -141,7 +126,7 @@ def run(run_dir: str, launcher: str = 'none') -> int:
     from mmengine.dist import get_rank
 
     from ..training import finish_distributed, train_and_evaluate
-    from .staging import write_json
+    from ..staging import write_json
     with open(osp.join(run_dir, 'run.json')) as f:
         spec = json.load(f)
     cfg = Config.fromfile(osp.join(run_dir, 'config.py'))

@@ -1,5 +1,7 @@
-"""Staged writes: a file appears complete under its name or not at all
-(temporary file in the same folder, then ``os.replace``)."""
+"""Staged writes of single files, for every tool and study of the package:
+a file appears complete under its name or not at all (a temporary file in
+the same folder, then ``os.replace``). A tool that writes several files as
+one output uses :mod:`acnet_backbone.deploy.staging` instead."""
 import json
 import os
 import os.path as osp
@@ -30,12 +32,14 @@ def write_json(path: str, obj) -> None:
     write_text(path, json.dumps(obj, indent=2))
 
 
-def save_figure(fig, path: str, dpi: int = 110) -> None:
-    """Save a matplotlib figure to ``path`` atomically and close it."""
+def save_figure(fig, path: str, dpi: int = 110, **kwargs) -> None:
+    """Save a matplotlib figure to ``path`` atomically and close it;
+    ``kwargs`` go to ``fig.savefig`` (e.g. ``bbox_inches='tight'``)."""
     import matplotlib.pyplot as plt
     ext = osp.splitext(path)[1] or '.png'
     try:
         _staged(path, ext,
-                lambda f: fig.savefig(f, dpi=dpi, format=ext.lstrip('.')))
+                lambda f: fig.savefig(f, dpi=dpi, format=ext.lstrip('.'),
+                                      **kwargs))
     finally:
         plt.close(fig)
