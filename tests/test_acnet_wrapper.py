@@ -446,6 +446,13 @@ def test_rtmdet_acb_deploys_end_to_end_as_stock_rtmdet(tmp_path):
     det = build_detector(cfg)
     assert isinstance(det.backbone, ACNet) and count_acb(det.backbone) > 0
     randomize(det)
+    # every box 3 strides from its point on each side: the boxes near the
+    # edges reach past the image border, where mmdet clips them (mmdeploy's
+    # own RTMDet rewrite does not: acnet_backbone.deploy.mmdeploy_compat)
+    with torch.no_grad():
+        for reg in det.bbox_head.rtm_reg:
+            reg.weight.zero_()
+            reg.bias.fill_(3.0)
     ckpt = str(tmp_path / 'acb.pth')
     torch.save(dict(state_dict=det.state_dict()), ckpt)
     out = tmp_path / 'deployed'
@@ -454,6 +461,17 @@ def test_rtmdet_acb_deploys_end_to_end_as_stock_rtmdet(tmp_path):
     assert report['check']['mismatched_images'] == 0
     assert report['check']['max_box_err_px'] <= 1e-2
     assert report['onnx']['custom_ops'] == []
+    from acnet_backbone.deploy.end2end import (dataset_images, ort_session,
+                                               preprocess)
+    written = Config.fromfile(str(out / 'fused_config.py'))
+    stock = build_detector(written).eval()
+    inputs, _ = preprocess(written, stock, dataset_images(written, 1)[0])
+    dets, _ = ort_session(str(out / 'end2end.onnx')).run(
+        ['dets', 'labels'], {'input': inputs.numpy()})
+    boxes, (h, w) = dets[0][:, :4], inputs.shape[-2:]
+    assert len(boxes) and (boxes >= 0).all()
+    assert (boxes[:, [0, 2]] <= w).all() and (boxes[:, [1, 3]] <= h).all()
+    assert (boxes[:, :2] == 0).any() or (boxes[:, 2] == w).any()
     written = Config.fromfile(str(out / 'fused_config.py'))
     assert written.model.backbone.type == 'CSPNeXt'
     stock = build_detector(written)

@@ -332,6 +332,26 @@ def test_compat_shim_is_scoped():
         assert hasattr(opset9, '_cast_Long')
     assert torch.onnx.export is before
     assert not hasattr(opset9, '_cast_Long')
+    # the RTMDet rewrite (boxes clipped as mmdet clips them) is registered
+    # for onnxruntime inside the block only
+    from mmdeploy.core import FUNCTION_REWRITER
+    from mmdeploy.utils import IR, Backend
+
+    from acnet_backbone.deploy.mmdeploy_compat import (
+        RTMDET_PREDICT, rtmdet_predict_by_feat_clipped)
+
+    def ours():
+        return [r for r in FUNCTION_REWRITER._registry._rewrite_records.get(
+            RTMDET_PREDICT, []) if r['_object'] is
+            rtmdet_predict_by_feat_clipped]
+
+    assert not ours()
+    with mmdeploy_export_compat():
+        assert ours()
+        active = FUNCTION_REWRITER._registry.get_records(
+            dict(backend=Backend.ONNXRUNTIME, ir=IR.ONNX))
+        assert (RTMDET_PREDICT, ours()[0]) in active
+    assert not ours()
 
 
 def test_match_detections_cutoffs_and_flat_boxes():
