@@ -446,13 +446,15 @@ def test_rtmdet_acb_deploys_end_to_end_as_stock_rtmdet(tmp_path):
     det = build_detector(cfg)
     assert isinstance(det.backbone, ACNet) and count_acb(det.backbone) > 0
     randomize(det)
-    # every box 3 strides from its point on each side: the boxes near the
-    # edges reach past the image border, where mmdet clips them (mmdeploy's
-    # own RTMDet rewrite does not: acnet_backbone.deploy.mmdeploy_compat)
+    # every box reaches 3 strides left, up and down from its point and ends
+    # 1 stride left of it: the boxes near the edges reach past the image
+    # border, where mmdet clips them, and those of the first column lie
+    # wholly left of it, clipped flat, which mmdet drops (mmdeploy's own
+    # RTMDet rewrite does neither: acnet_backbone.deploy.mmdeploy_compat)
     with torch.no_grad():
         for reg in det.bbox_head.rtm_reg:
             reg.weight.zero_()
-            reg.bias.fill_(3.0)
+            reg.bias.copy_(torch.tensor([3.0, 3.0, -1.0, 3.0]))
     ckpt = str(tmp_path / 'acb.pth')
     torch.save(dict(state_dict=det.state_dict()), ckpt)
     out = tmp_path / 'deployed'
@@ -460,6 +462,7 @@ def test_rtmdet_acb_deploys_end_to_end_as_stock_rtmdet(tmp_path):
     assert report['check']['detections'] > 0
     assert report['check']['mismatched_images'] == 0
     assert report['check']['max_box_err_px'] <= 1e-2
+    assert report['check']['degenerate_onnx_boxes'] == 0
     assert report['onnx']['custom_ops'] == []
     from acnet_backbone.deploy.end2end import (dataset_images, ort_session,
                                                preprocess)
@@ -471,7 +474,8 @@ def test_rtmdet_acb_deploys_end_to_end_as_stock_rtmdet(tmp_path):
     boxes, (h, w) = dets[0][:, :4], inputs.shape[-2:]
     assert len(boxes) and (boxes >= 0).all()
     assert (boxes[:, [0, 2]] <= w).all() and (boxes[:, [1, 3]] <= h).all()
-    assert (boxes[:, :2] == 0).any() or (boxes[:, 2] == w).any()
+    assert (boxes[:, :2] == 0).any()
+    assert ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all()
     written = Config.fromfile(str(out / 'fused_config.py'))
     assert written.model.backbone.type == 'CSPNeXt'
     stock = build_detector(written)

@@ -27,7 +27,8 @@ One more is not about torch but about agreeing with mmdet:
    images). Fix: while exporting, an onnxruntime rewrite of the same
    function that decodes through the head's own ``bbox_coder`` with
    ``max_shape`` (mmdeploy's rewrite of that decode clips with dynamic
-   bounds), then runs mmdeploy's ``multiclass_nms`` as before.
+   bounds), drops the boxes that clipping made flat as mmdet does
+   (``min_bbox_size``), then runs mmdeploy's ``multiclass_nms`` as before.
 
 All three are applied only inside :func:`mmdeploy_export_compat` and undone
 on exit, so nothing else in the process sees a changed ``torch.onnx`` or
@@ -125,6 +126,13 @@ def rtmdet_predict_by_feat_clipped(self, cls_scores, bbox_preds,
         max_shape=batch_img_metas[0]['img_shape'])
     if not with_nms:
         return boxes, scores
+    # mmdet drops boxes no wider or taller than min_bbox_size before NMS
+    # (flat boxes clipped at the border): score them 0, under any threshold
+    min_size = cfg.get('min_bbox_size', -1)
+    if min_size >= 0:
+        keep = ((boxes[..., 2] - boxes[..., 0]) > min_size) & (
+            (boxes[..., 3] - boxes[..., 1]) > min_size)
+        scores = scores * keep[..., None].to(scores.dtype)
     post = get_post_processing_params(ctx.cfg)
     return multiclass_nms(
         boxes, scores, post.max_output_boxes_per_class,
