@@ -364,6 +364,10 @@ def test_match_detections_cutoffs_and_flat_boxes():
     m = match_detections(ref, got, 0, score_thr=0.05)
     assert m['n_torch'] == m['n_onnx'] == 1 and m['labels_equal']
     assert m['n_degenerate'] == 1
+    # the all-zero rows mmdeploy's NMS pads with are no flat detections
+    padded = (np.concatenate([got[0], np.zeros((2, 5), np.float32)]),
+              np.concatenate([got[1], [0, 0]]))
+    assert match_detections(ref, padded, 0, score_thr=0.05) == m
     assert m['max_box_err'] == pytest.approx(0.001, abs=1e-5)
     # without the threshold the extra torch box is a real difference, and
     # unpaired lists have no box error (not 0)

@@ -153,10 +153,11 @@ def match_detections(ref: Tuple[np.ndarray, np.ndarray],
 
     mmdet drops boxes no wider or taller than ``min_bbox_size`` (its
     ``test_cfg``; boxes clipped flat at the image border) and mmdeploy's
-    graph does not: those ONNX boxes are counted (``n_degenerate``) and left
-    out, and so are detections whose score lies within ``SCORE_ATOL`` of a
-    cut-off, where a near-tie may go either way: ``score_thr``, and the
-    lowest score of a list that ``max_per_img`` truncated.
+    graph may not: those ONNX boxes are counted (``n_degenerate``, those
+    above the score floor) and left out, and so are detections whose score
+    lies within ``SCORE_ATOL`` of a cut-off, where a near-tie may go either
+    way: ``score_thr``, and the lowest score of a list that ``max_per_img``
+    truncated.
 
     Returns:
         dict: ``n_torch``, ``n_onnx``, ``labels_equal``, ``n_degenerate`` and
@@ -173,7 +174,9 @@ def match_detections(ref: Tuple[np.ndarray, np.ndarray],
     if min_bbox_size is not None and min_bbox_size >= 0 and len(gd):
         keep = ((gd[:, 2] - gd[:, 0]) > min_bbox_size) & (
             (gd[:, 3] - gd[:, 1]) > min_bbox_size)
-        n_degenerate = int((~keep).sum())
+        # rows under the score floor (e.g. the all-zero rows mmdeploy's NMS
+        # pads its output with) are no detections, flat or not
+        n_degenerate = int((~keep & (gd[:, 4] > floor)).sum())
         gd, gl = gd[keep], gl[keep]
     ro, go = np.argsort(-rd[:, 4], kind='stable'), np.argsort(
         -gd[:, 4], kind='stable')
