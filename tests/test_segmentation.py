@@ -469,6 +469,38 @@ def test_fuse_tool_takes_a_segmentor(trained, tmp_path):
     assert not (tmp_path / 'no').exists()
 
 
+
+def test_deploy_tool_takes_a_segmentor(trained, tmp_path):
+    """tools/deploy.py deploys an mmseg config as fuse.py --onnx does
+    (fused.onnx, checked, mIoU of trained / fused / ONNX; --eval: the whole
+    test set); --int8 and --threads are one error line each."""
+    import json
+    config, ckpt = trained['fcn32s_acresnet18_shapes.py']
+    tool = osp.join(ROOT, 'tools', 'deploy.py')
+    out = tmp_path / 'deployed'
+    result = subprocess.run(
+        [sys.executable, tool, config, ckpt, '--out-dir', str(out),
+         '--shape', '64', '64', '--eval', '--json', str(tmp_path / 'r.json')],
+        capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ('trained', 'fused', 'onnx'):  # the tiny set's 4 val images
+        assert f'mIoU ({name}, 4 test images)' in result.stdout
+    assert sorted(os.listdir(out)) == ['fused.onnx', 'fused.pth',
+                                       'fused_config.py']
+    report = json.load(open(tmp_path / 'r.json'))
+    assert report['mIoU']['onnx'] == pytest.approx(report['mIoU']['trained'])
+    for option, words in ((['--int8'], '--int8 is for detectors'),
+                          (['--threads', '1'], '--threads is for detectors')):
+        bad = subprocess.run(
+            [sys.executable, tool, config, ckpt, '--out-dir',
+             str(tmp_path / 'no'), *option],
+            capture_output=True, text=True, cwd=ROOT, timeout=900)
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2 and len(lines) == 1, bad.stderr[-2000:]
+        assert lines[0].startswith('error:') and words in lines[0]
+    assert not (tmp_path / 'no').exists()
+
+
 # --------------------------------------------------- the head's ceiling
 def test_score_map_ceiling():
     """Stride 1 reproduces the labels; a shape much smaller than the stride

@@ -16,9 +16,14 @@ With --int8 it also writes DIR/end2end_int8.onnx (same input and outputs):
 onnxruntime static quantisation of the network's convolutions (QDQ, int8
 per-channel weights, uint8 activations calibrated on N training images),
 box decoding and NMS in float; --eval then reports FP32 and INT8 side by side.
+
+An mmseg segmentor config is deployed as tools/fuse.py --onnx deploys it
+(its end-to-end output is the per-pixel class scores): DIR/fused.onnx,
+fused.pth and fused_config.py, checked against the trained model on a random
+--shape input and on --num-images test images (--eval: the whole test set),
+with their mIoU; --int8 and --threads are for detectors.
 """
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -133,10 +138,11 @@ def main(argv=None) -> int:
     from mmengine.logging import MMLogger
 
     from acnet_backbone.deploy.checkpoint import FuseError
-    from acnet_backbone.deploy.end2end import deploy_checkpoint
+    from acnet_backbone.deploy.end2end import deploy_any_checkpoint
+    from acnet_backbone.staging import write_json
     logger = MMLogger.get_instance('acnet_deploy', log_level='INFO')
     try:
-        report = deploy_checkpoint(
+        report = deploy_any_checkpoint(
             args.config, args.checkpoint, args.out_dir, evaluate=args.eval,
             shape=tuple(args.shape) if args.shape else None,
             num_images=args.num_images, rtol=args.rtol, force=args.force,
@@ -148,13 +154,16 @@ def main(argv=None) -> int:
     except FuseError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    print_table(report)
+    if 'fused' in report:  # a segmentor
+        from acnet_backbone.seg.deploy import summary_lines
+        print('\n'.join(summary_lines(report)))
+    else:
+        print_table(report)
     for path in report['outputs']:
         print(f'wrote {path}')
     print(f'took {report["seconds"]:.1f} s')
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
+        write_json(args.json, report)
     return 0
 
 

@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         print(f'error: {err}', file=sys.stderr)
         return 2
     if 'fused' in report:  # a segmentor
-        print_segmentor(report)
+        from acnet_backbone.seg.deploy import summary_lines
+        print('\n'.join(summary_lines(report)))
     else:
         print_detector(report)
     for path in report['outputs']:
@@ -81,16 +82,6 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, report)
     return 0
-
-
-def print_segmentor(report):
-    print(f'fused vs unfused: max rel err {report["fused"]["max_rel_err"]:.3g}')
-    if 'onnx' in report:
-        print(f'onnxruntime vs torch at {report["onnx"]["shapes"]}: max rel '
-              f'err {report["onnx"]["max_rel_err"]:.3g}')
-    for name, value in report.get('mIoU', {}).items():
-        print(f'mIoU ({name}, {report["num_images"]} test images): '
-              f'{value:.2f}')
 
 
 def print_detector(report):

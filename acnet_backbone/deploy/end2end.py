@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -524,6 +525,50 @@ def deploy_checkpoint(config: str,
         with open(os.path.join(tmp, 'deploy_report.json'), 'w') as f:
             json.dump(report, f, indent=2)
     return report
+
+
+def deploy_any_checkpoint(config: str,
+                          checkpoint: str,
+                          out_dir: str,
+                          evaluate: bool = False,
+                          shape: Optional[Tuple[int, int]] = None,
+                          num_images: int = 20,
+                          int8: bool = False,
+                          threads: Optional[int] = None,
+                          **kwargs) -> Dict:
+    """``tools/deploy.py``'s one call: a detector end to end through
+    :func:`deploy_checkpoint`; an mmseg segmentor, whose end-to-end output
+    is its per-pixel class scores, through
+    :func:`acnet_backbone.seg.deploy.fuse_segmentor_checkpoint` with
+    ``onnx=True`` (``fused.onnx``): verified on a random ``shape`` input
+    (default 512x512) and on ``num_images`` test images, or on the whole test
+    set with ``evaluate``, with the mIoU of the trained, fused and ONNX
+    models. ``kwargs``: ``rtol``, ``force``, ``logger``, and for detectors
+    ``calib_images``, ``int8_options``, ``opset``, ``images``.
+
+    Raises:
+        FuseError: bad input (also an option only detectors take) or a
+            failed check; nothing written.
+    """
+    from .checkpoint import is_segmentor_config
+    cfg = load_config(config)
+    if not is_segmentor_config(cfg):
+        return deploy_checkpoint(config, checkpoint, out_dir,
+                                 evaluate=evaluate, shape=shape,
+                                 num_images=num_images, int8=int8,
+                                 threads=threads, **kwargs)
+    if int8:
+        raise FuseError('--int8 is for detectors; a segmentor is deployed '
+                        'in FP32 (fused.onnx)')
+    if threads is not None:
+        raise FuseError('--threads is for detectors (their latency); a '
+                        'segmentor is not timed')
+    from ..seg.deploy import fuse_segmentor_checkpoint
+    seg_kwargs = {k: kwargs[k] for k in ('rtol', 'force', 'logger')
+                  if k in kwargs}
+    return fuse_segmentor_checkpoint(
+        config, checkpoint, out_dir, onnx=True, shape=shape or (512, 512),
+        num_images=sys.maxsize if evaluate else num_images, **seg_kwargs)
 
 
 def _deploy_into(tmp, cfg, config, checkpoint, images, calib, evaluate, shape,

@@ -251,6 +251,20 @@ def _load_models(cfg: Config, config: str, checkpoint: str,
     return model, stock, fused_cfg, ckpt
 
 
+def summary_lines(report: Dict) -> List[str]:
+    """The console summary of a :func:`fuse_segmentor_checkpoint` report (as
+    ``tools/fuse.py`` and ``tools/deploy.py`` print it)."""
+    lines = [f'fused vs unfused: max rel err '
+             f'{report["fused"]["max_rel_err"]:.3g}']
+    if 'onnx' in report:
+        lines.append(f'onnxruntime vs torch at {report["onnx"]["shapes"]}: '
+                     f'max rel err {report["onnx"]["max_rel_err"]:.3g}')
+    for name, value in report.get('mIoU', {}).items():
+        lines.append(f'mIoU ({name}, {report["num_images"]} test images): '
+                     f'{value:.2f}')
+    return lines
+
+
 def fuse_segmentor_checkpoint(config: str,
                               checkpoint: str,
                               out_dir: str,
