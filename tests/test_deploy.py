@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from acnet_backbone.deploy.checkpoint import (FuseError, _build_detector,
+from acnet_backbone.deploy.checkpoint import (FuseError, build_detector,
                                               fuse_checkpoint)
 from acnet_backbone.deploy.staging import check_out_dir, staged_outputs
 from acnet_backbone.testing import import_blocker
@@ -28,7 +28,7 @@ def trained(tmp_path_factory):
     import numpy as np
     tmp = tmp_path_factory.mktemp('deploy')
     cfg = Config.fromfile(CONFIG)
-    model = _build_detector(cfg)
+    model = build_detector(cfg)
     randomize_bn(model, seed=5)
     path = tmp / 'trained.pth'
     torch.save(dict(meta=dict(epoch=12, seed=np.int64(3),
@@ -97,7 +97,7 @@ def test_fused_files_run_without_the_plugin(trained):
         capture_output=True, text=True, cwd=str(tmp), timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     got = torch.load(tmp / 'y.pth', weights_only=True)
-    model = _build_detector(Config.fromfile(CONFIG))
+    model = build_detector(Config.fromfile(CONFIG))
     model.load_state_dict(torch.load(ckpt, weights_only=True)['state_dict'])
     with torch.no_grad():
         ref = [t for level in model.eval()(x, mode='tensor') for t in level]

@@ -13,7 +13,7 @@ from mmengine.config import Config
 
 from acnet_backbone.datasets import make_shapes_dataset
 from acnet_backbone.testing import import_blocker
-from acnet_backbone.deploy.checkpoint import _build_detector
+from acnet_backbone.deploy.checkpoint import build_detector
 from acnet_backbone.deploy.end2end import (match_detections, preprocess,
                                            dataset_images, torch_detections)
 from acnet_backbone.deploy.mmdeploy_compat import mmdeploy_export_compat
@@ -76,7 +76,7 @@ def _setup(tmp, name, body, data_root=None):
     config.write_text(body.format(root_dir=ROOT) + DATA.format(
         root=data_root or tmp / 'data'))
     cfg = Config.fromfile(str(config))
-    model = _build_detector(cfg)
+    model = build_detector(cfg)
     randomize_bn(model, seed=3)
     head = model.roi_head.bbox_head if hasattr(model, 'roi_head') else \
         model.bbox_head
@@ -151,7 +151,7 @@ def test_retinanet_end_to_end_matches_torch_and_map(work):
     # reproduces the torch detector on test images preprocessed as the
     # config says
     cfg = Config.fromfile(str(out / 'fused_config.py'))
-    stock = _build_detector(cfg).eval()
+    stock = build_detector(cfg).eval()
     stock.load_state_dict(torch.load(out / 'fused.pth',
                                      weights_only=True)['state_dict'])
     images = dataset_images(cfg, 6)

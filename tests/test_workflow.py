@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from mmengine.config import Config
 
 from acnet_backbone.datasets import make_shapes_dataset
-from acnet_backbone.deploy.checkpoint import _build_detector
+from acnet_backbone.deploy.checkpoint import build_detector
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # detector configs (configs/pretrain holds mmpretrain classifiers and
@@ -37,7 +37,7 @@ def test_configs_exist():
 def test_config_loads_and_builds(path):
     cfg = Config.fromfile(path)
     assert 'acnet_backbone' in cfg.custom_imports['imports']
-    model = _build_detector(cfg)
+    model = build_detector(cfg)
     from mmdet.registry import MODELS
     # ACNet builds the wrapped backbone as a subclass of ACNet and the stock
     assert isinstance(model.backbone, MODELS.get(cfg.model.backbone.type))

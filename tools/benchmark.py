@@ -74,14 +74,14 @@ def ready(net, training):
 def make_detector(kind, device):
     from mmengine.config import Config
 
-    from acnet_backbone.deploy.checkpoint import _build_detector
+    from acnet_backbone.deploy.checkpoint import build_detector
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     name = ('retinanet_fcnresnet50_fpn_1x_coco.py' if kind == 'resnet' else
             'retinanet_acresnet50_fpn_1x_coco.py')
     cfg = Config.fromfile(osp.join(root, 'configs', 'acnet', name))
     if kind == 'acresnet_fused':
         cfg.model.backbone.deploy = True
-    return _build_detector(cfg).to(device)
+    return build_detector(cfg).to(device)
 
 
 def timed(fn, device):
@@ -247,13 +247,13 @@ def fuse_tool_time(out_dir):
     and without the parameter/FLOP analysis."""
     from mmengine.config import Config
 
-    from acnet_backbone.deploy.checkpoint import (_build_detector,
+    from acnet_backbone.deploy.checkpoint import (build_detector,
                                                   fuse_checkpoint)
     from acnet_backbone.testing import randomize_bn
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     config = osp.join(root, 'configs', 'acnet',
                       'retinanet_acresnet50_fpn_1x_coco.py')
-    model = randomize_bn(_build_detector(Config.fromfile(config)))
+    model = randomize_bn(build_detector(Config.fromfile(config)))
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = osp.join(tmp, 'r50.pth')
@@ -281,7 +281,7 @@ def deploy_latency(repeats):
     from mmengine.config import Config
     from PIL import Image
 
-    from acnet_backbone.deploy.checkpoint import _build_detector
+    from acnet_backbone.deploy.checkpoint import build_detector
     from acnet_backbone.deploy.end2end import deploy_checkpoint
     from acnet_backbone.testing import randomize_bn
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -298,7 +298,7 @@ def deploy_latency(repeats):
             ckpt = demo_ckpt if config == shapes and osp.isfile(
                 demo_ckpt) else None
             if ckpt is None:
-                model = randomize_bn(_build_detector(Config.fromfile(config)))
+                model = randomize_bn(build_detector(Config.fromfile(config)))
                 ckpt = osp.join(tmp, 'model.pth')
                 torch.save(dict(state_dict=model.state_dict()), ckpt)
                 del model

@@ -127,9 +127,6 @@ def build_detector(cfg: Config) -> nn.Module:
     return MODELS.build(model_cfg)
 
 
-# the former private name, still used by tests and tools/benchmark.py
-_build_detector = build_detector
-
 
 def load_config(config: str) -> Config:
     if not os.path.isfile(config):
