@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test lint demo bench journey study clean
+.PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -21,6 +21,29 @@ study: setup
 	    configs/shapes/retinanet_acresnet18_fpn_shapes.py \
 	    configs/shapes/retinanet_acresnet18-online_fpn_shapes.py \
 	    --seeds 10 11 12 13 14 --work-dir work_dirs/study_scratch
+
+# the same checkpoints evaluated again on 1000 fresh val images (no training)
+study-val1000: setup
+	$(PY) tools/make_shapes_dataset.py --out data/shapes_val1000 --train 1 --val 1000 --seed 500
+	$(PY) tools/reevaluate.py work_dirs/study_scratch --out-dir work_dirs/study_scratch_val1000 \
+	    --cfg-options val_dataloader.dataset.data_root=data/shapes_val1000/ \
+	    val_evaluator.ann_file=data/shapes_val1000/annotations/val.json
+
+# RTMDet-tiny, plain vs ACB CSPNeXt, on the embedded data (seeds 0-2)
+study-rtmdet: setup
+	$(PY) tools/compare.py configs/rtmdet_shapes/rtmdet_tiny_shapes.py \
+	    configs/rtmdet_shapes/rtmdet_tiny-acb_shapes.py --seeds 0 1 2 \
+	    --work-dir work_dirs/study_rtmdet
+
+# segmentation: FCN-32s and the dilated (d8) FCN, plain vs ACB ResNet-18
+study-seg: setup
+	$(PY) tools/make_shapes_dataset.py --task seg
+	$(PY) tools/compare.py configs/seg/fcn32s_fcnresnet18_shapes.py \
+	    configs/seg/fcn32s_acresnet18_shapes.py --seeds 0 1 2 --metric mIoU \
+	    --work-dir work_dirs/study_seg_fcn32s
+	$(PY) tools/compare.py configs/seg/fcn-d8_fcnresnet18_shapes.py \
+	    configs/seg/fcn-d8_acresnet18_shapes.py --seeds 0 1 2 --metric mIoU \
+	    --work-dir work_dirs/study_seg_d8
 
 # pretrain (mmpretrain) -> fine-tune (mmdet) on the embedded data, one whole
 # pipeline per seed (seeds 0-4; resumable)
