@@ -458,7 +458,7 @@ def int8_study(runs: Sequence[Union[Tuple[str, str], Dict]],
         config), also written to ``work_dir/int8_study.json``.
     """
     from ..study.report import mean_std, t_interval
-    from ..study.staging import write_json
+    from ..staging import write_json
     from .end2end import deploy_checkpoint
     rows = []
     for i, run in enumerate(runs):
