@@ -384,3 +384,15 @@ def test_match_detections_cutoffs_and_flat_boxes():
              np.array([1, 2]))
     m = match_detections(full, other, 0, 0.05, max_per_img=2)
     assert m['n_torch'] == m['n_onnx'] == 1 and m['labels_equal']
+
+
+def test_bbox_metrics_of_a_detector_that_detects_nothing():
+    """mmdet's CocoMetric returns nothing when no image has a detection:
+    the deploy report gives mAP 0 instead of failing on a missing key."""
+    from acnet_backbone.deploy.end2end import bbox_metrics
+    evaluator = dict(type='CocoMetric', ann_file='x.json', metric='bbox')
+    empty = bbox_metrics({}, evaluator)
+    assert empty['bbox_mAP'] == 0.0 and empty['bbox_mAP_50'] == 0.0
+    full = bbox_metrics({'coco/bbox_mAP': 0.5, 'coco/bbox_mAP_50': 0.7,
+                         'coco/other': 1.0}, evaluator)
+    assert full == {'bbox_mAP': 0.5, 'bbox_mAP_50': 0.7}

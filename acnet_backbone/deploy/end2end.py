@@ -401,6 +401,16 @@ def evaluate_onnx(cfg_path: str, deploy_cfg: Config, onnx_path: str,
     return runner.test()
 
 
+def bbox_metrics(metrics: Dict, evaluator) -> Dict[str, float]:
+    """The ``coco/bbox_*`` metrics of an evaluation under their short names;
+    mAP 0 for a model that detected nothing (mmdet's CocoMetric returns no
+    key at all then)."""
+    from ..study.runs import complete_metrics
+    metrics, _ = complete_metrics(metrics, evaluator)
+    return {k.split('/')[-1]: float(v) for k, v in metrics.items()
+            if k.startswith('coco/bbox')}
+
+
 def evaluate_end2end(fused_cfg_path: str, fused_pth: str, deploy_cfg: Config,
                      onnx_files: Dict[str, str], work_dir: str) -> Dict:
     """bbox metrics of the torch detector (``'torch'``) and of each ONNX
@@ -408,21 +418,15 @@ def evaluate_end2end(fused_cfg_path: str, fused_pth: str, deploy_cfg: Config,
     ``work_dir`` holds the runners' files and is removed afterwards. A
     model that detects nothing gets mAP 0 (mmdet's CocoMetric returns no
     key at all then)."""
-    from ..study.runs import complete_metrics
     evaluator = Config.fromfile(fused_cfg_path).test_evaluator
-
-    def bbox(metrics):
-        metrics, _ = complete_metrics(metrics, evaluator)
-        return {k.split('/')[-1]: float(v) for k, v in metrics.items()
-                if k.startswith('coco/bbox')}
-
     try:
-        result = dict(torch=bbox(evaluate_torch(
-            fused_cfg_path, fused_pth, os.path.join(work_dir, 'torch'))))
+        result = dict(torch=bbox_metrics(evaluate_torch(
+            fused_cfg_path, fused_pth, os.path.join(work_dir, 'torch')),
+            evaluator))
         for name, path in onnx_files.items():
-            result[name] = bbox(evaluate_onnx(
+            result[name] = bbox_metrics(evaluate_onnx(
                 fused_cfg_path, deploy_cfg, path,
-                os.path.join(work_dir, name)))
+                os.path.join(work_dir, name)), evaluator)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return result
