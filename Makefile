@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg clean
+.PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -44,6 +44,19 @@ study-seg: setup
 	$(PY) tools/compare.py configs/seg/fcn-d8_fcnresnet18_shapes.py \
 	    configs/seg/fcn-d8_acresnet18_shapes.py --seeds 0 1 2 --metric mIoU \
 	    --work-dir work_dirs/study_seg_d8
+
+# the segmentors fine-tuned from `make journey`'s pretrainings (reused; missing
+# seeds are pretrained there), one whole pipeline per seed
+journey-seg: setup
+	$(PY) tools/make_shapes_dataset.py --task seg
+	$(PY) tools/journey.py --work-dir work_dirs/journey_seg_d8 \
+	    --pretrain-dir work_dirs/journey/pretrain --metric mIoU --finetune \
+	    configs/seg/fcn-d8_fcnresnet18_shapes-ft.py \
+	    configs/seg/fcn-d8_acresnet18_shapes-ft.py
+	$(PY) tools/journey.py --work-dir work_dirs/journey_seg_fcn32s \
+	    --pretrain-dir work_dirs/journey/pretrain --metric mIoU --finetune \
+	    configs/seg/fcn32s_fcnresnet18_shapes-ft.py \
+	    configs/seg/fcn32s_acresnet18_shapes-ft.py
 
 # pretrain (mmpretrain) -> fine-tune (mmdet) on the embedded data, one whole
 # pipeline per seed (seeds 0-4; resumable)

@@ -1,30 +1,37 @@
 """The journey as a study whose replicate is the whole pipeline: every seed
 pretrains (mmpretrain) and fine-tunes (mmdet) from that seed's checkpoint."""
 import json
+import os
 import os.path as osp
 
 from acnet_backbone.datasets import make_shapes_cls_dataset, make_shapes_dataset
 from acnet_backbone.study import run_journey
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# no loader worker processes in tests
+LOADERS = {f'{loader}.{key}': value
+           for loader in ('train_dataloader', 'val_dataloader')
+           for key, value in (('num_workers', 0),
+                              ('persistent_workers', False))}
+
+
+def pretrain_options(cls_data):
+    """The shapes classifiers at width 8 on ``cls_data``, 2 iterations."""
+    return dict(LOADERS, **{
+        'train_dataloader.dataset.data_root': f'{cls_data}/',
+        'val_dataloader.dataset.data_root': f'{cls_data}/',
+        'train_dataloader.batch_size': 4, 'train_cfg.max_iters': 2,
+        'default_hooks.checkpoint.interval': 2,
+        'model.backbone.base_channels': 8, 'model.head.in_channels': 64})
 
 
 def test_each_seed_finetunes_from_its_own_pretraining(tmp_path):
     cls_data, det_data = tmp_path / 'cls', tmp_path / 'det'
     make_shapes_cls_dataset(str(cls_data), 8, 4, 32, progress=False)
     make_shapes_dataset(str(det_data), 4, 2, 96, progress=False)
-    loaders = {'train_dataloader.num_workers': 0,
-               'train_dataloader.persistent_workers': False,
-               'val_dataloader.num_workers': 0,
-               'val_dataloader.persistent_workers': False}
-    pre_opts = dict(loaders, **{
-        'train_dataloader.dataset.data_root': f'{cls_data}/',
-        'val_dataloader.dataset.data_root': f'{cls_data}/',
-        'train_dataloader.batch_size': 4, 'train_cfg.max_iters': 2,
-        'default_hooks.checkpoint.interval': 2,
-        'model.backbone.base_channels': 8, 'model.head.in_channels': 64})
+    pre_opts = pretrain_options(cls_data)
     root = f'{det_data}/'
-    ft_opts = dict(loaders, **{
+    ft_opts = dict(LOADERS, **{
         'train_dataloader.dataset.data_root': root,
         'val_dataloader.dataset.data_root': root,
         'val_evaluator.ann_file': f'{root}annotations/val.json',
@@ -65,3 +72,43 @@ def test_each_seed_finetunes_from_its_own_pretraining(tmp_path):
     assert not torch.equal(a['backbone.conv1.weight'],
                            b['backbone.conv1.weight'])
     assert (work / 'journey.md').read_text().count('|') > 10
+
+
+def test_segmentation_journey_shares_the_pretraining(tmp_path):
+    """`make journey-seg`: the segmentors fine-tune from another journey's
+    pretraining folder (reused, nothing pretrained twice) and are compared
+    over mIoU."""
+    from acnet_backbone.datasets import make_shapes_seg_dataset
+    cls_data, seg_data = tmp_path / 'cls', tmp_path / 'seg'
+    make_shapes_cls_dataset(str(cls_data), 8, 4, 32, progress=False)
+    make_shapes_seg_dataset(str(seg_data), 4, 2, 64, progress=False)
+    ft_opts = dict(LOADERS, **{
+        'train_dataloader.dataset.data_root': f'{seg_data}/',
+        'val_dataloader.dataset.data_root': f'{seg_data}/',
+        'train_dataloader.batch_size': 2, 'train_cfg.max_iters': 2,
+        'train_cfg.val_interval': 2, 'default_hooks.checkpoint.interval': 2,
+        'model.backbone.base_channels': 8,
+        'model.decode_head.in_channels': 64})
+    shared = tmp_path / 'journey' / 'pretrain'
+    pretrain = [osp.join(ROOT, 'configs', 'pretrain',
+                         'fcnresnet18_shapes-cls.py')]
+    finetune = [osp.join(ROOT, 'configs', 'seg',
+                         'fcn32s_fcnresnet18_shapes-ft.py')]
+    kwargs = dict(pretrain=pretrain, finetune=finetune, metric='mIoU',
+                  pretrain_options=pretrain_options(cls_data),
+                  finetune_options=ft_opts, pretrain_dir=str(shared))
+    first = run_journey(str(tmp_path / 'seg_a'), [1], **kwargs)
+    ckpt = shared / 'fcnresnet18_shapes-cls' / 'seed_1' / 'iter_2.pth'
+    stamp = os.stat(ckpt).st_mtime_ns
+    report = run_journey(str(tmp_path / 'seg_b'), [1], **kwargs)
+    assert os.stat(ckpt).st_mtime_ns == stamp  # reused, not pretrained again
+    assert report['pretrain']['runs'] == first['pretrain']['runs']
+    for work in ('seg_a', 'seg_b'):
+        assert not (tmp_path / work / 'pretrain').exists()
+    (run, ) = report['runs']
+    assert 0 <= run['mIoU'] <= 100 and 'mIoU' in run['metrics']
+    assert report['summary'][0]['metric'] == 'mIoU'
+    spec = json.load(open(tmp_path / 'seg_b' / 'finetune' / run['config'] /
+                          'seed_1' / 'run.json'))
+    assert spec['content']['model']['backbone']['init_cfg'][
+        'checkpoint'] == str(ckpt)

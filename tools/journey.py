@@ -14,9 +14,15 @@ one whole pipeline per seed:
 
     python tools/journey.py [--work-dir work_dirs/journey] [--seeds 0 1 2 3 4]
         [--launcher none|pytorch|slurm] [--gpus N]
+        [--finetune PLAIN_FT ACB_FT [--metric mIoU]
+         [--pretrain-dir work_dirs/journey/pretrain]]
 
 Finished runs are reused, interrupted ones resume: a second call only
 re-reports, a call with more seeds trains only the new pipelines.
+`--finetune` replaces the fine-tuned RetinaNets by other configs (one per
+pretraining: the plain one, then the ACB one), e.g. the segmentors of
+configs/seg/*-ft.py compared over `--metric mIoU`; `--pretrain-dir` shares
+another journey's pretrainings (`make journey-seg`).
 """
 import argparse
 import os
@@ -39,6 +45,15 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm'])
     parser.add_argument('--gpus', type=int, default=1)
+    parser.add_argument('--finetune', nargs=2, metavar=('PLAIN', 'ACB'),
+                        help='fine-tune configs (default: the shapes '
+                        'RetinaNets of configs/shapes/*-ft.py)')
+    parser.add_argument('--metric', default=None,
+                        help='metric of the fine-tuned models (default: '
+                        'coco/bbox_mAP)')
+    parser.add_argument('--pretrain-dir', default=None,
+                        help='study folder of the pretrainings (default: '
+                        'WORK/pretrain); finished ones are reused')
     return parser.parse_args(argv)
 
 
@@ -49,9 +64,12 @@ def main(argv=None) -> int:
                                       ensure_shapes_data, run_journey)
     os.chdir(ROOT)  # the configs read data/ relative to the repository
     ensure_shapes_data('data')
+    options = {k: v for k, v in dict(
+        finetune=args.finetune, metric=args.metric,
+        pretrain_dir=args.pretrain_dir).items() if v is not None}
     try:
         run_journey(args.work_dir, args.seeds, launcher=args.launcher,
-                    gpus=args.gpus)
+                    gpus=args.gpus, **options)
     except StudyError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -8,12 +8,15 @@ Layout of ``W``: ``W/pretrain/`` and ``W/finetune/`` are study folders
 (:mod:`acnet_backbone.study.api`), ``W/journey.json`` holds the fine-tune
 report's ``runs`` / ``summary`` / ``differences`` plus ``pretrain`` (the
 pretraining report over ``accuracy/top1``), ``W/journey.md`` the tables.
+Another journey from the same pretraining (the segmentors', ``make
+journey-seg``) passes that journey's ``pretrain_dir``: its finished
+pretrainings are reused, missing seeds are pretrained there.
 """
 import os.path as osp
 from typing import Dict, Optional, Sequence
 
 from .api import run_plan, study_plan
-from .report import markdown
+from .report import DEFAULT_METRIC, markdown
 from .runs import RunSpec, StudyError, run_dir
 from ..staging import write_json, write_text
 
@@ -45,13 +48,18 @@ def run_journey(work_dir: str, seeds: Sequence[int],
                 finetune: Sequence[str] = FINETUNE,
                 pretrain_options: Optional[Dict] = None,
                 finetune_options: Optional[Dict] = None,
-                launcher: str = 'none', gpus: int = 1) -> Dict:
+                launcher: str = 'none', gpus: int = 1,
+                metric: str = DEFAULT_METRIC,
+                pretrain_dir: Optional[str] = None) -> Dict:
     """Pretrain every ``pretrain[i]`` and fine-tune ``finetune[i]`` from it,
-    each pipeline under one seed; the first pair is the baseline. Finished
-    runs are reused. Returns the report written to ``journey.json``."""
+    each pipeline under one seed; the first pair is the baseline. The
+    fine-tuned models are compared over ``metric`` (e.g. ``mIoU`` for mmseg
+    configs); the pretrainings live in ``pretrain_dir`` (default
+    ``work_dir/pretrain``). Finished runs are reused. Returns the report
+    written to ``journey.json``."""
     if len(pretrain) != len(finetune):
         raise StudyError('one pretraining config per fine-tune config')
-    pre_dir = osp.join(work_dir, 'pretrain')
+    pre_dir = pretrain_dir or osp.join(work_dir, 'pretrain')
     pre_plan = study_plan(pretrain, seeds, pretrain_options)
     # check the fine-tune configs before the (long) pretraining
     for config in finetune:
@@ -71,13 +79,13 @@ def run_journey(work_dir: str, seeds: Sequence[int],
             ckpt = osp.join(run_dir(pre_dir, spec), osp.basename(ckpt))
             ft_plan.append(RunSpec(ft_cfg, int(seed), dict(
                 finetune_options or {}, **{CHECKPOINT_KEY: ckpt})))
-    ft = run_plan(ft_plan, osp.join(work_dir, 'finetune'),
+    ft = run_plan(ft_plan, osp.join(work_dir, 'finetune'), metric=metric,
                   launcher=launcher, gpus=gpus,
                   title='fine-tuned from the same seed\'s pretraining')
     report = dict(ft, pretrain=pre)
     write_json(osp.join(work_dir, 'journey.json'), report)
     text = ('Pretraining (mmpretrain, val top-1 accuracy):\n\n' +
-            markdown(pre) + '\nFine-tuned detectors (each seed fine-tunes '
+            markdown(pre) + '\nFine-tuned models (each seed fine-tunes '
             'from the same seed\'s pretraining):\n\n' + markdown(ft))
     write_text(osp.join(work_dir, 'journey.md'), text)
     return report
