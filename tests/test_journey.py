@@ -112,3 +112,28 @@ def test_segmentation_journey_shares_the_pretraining(tmp_path):
                           'seed_1' / 'run.json'))
     assert spec['content']['model']['backbone']['init_cfg'][
         'checkpoint'] == str(ckpt)
+
+
+def test_finetune_configs_are_checked_before_pretraining(tmp_path):
+    """A segmentor compared over the detectors' default metric (a forgotten
+    `--metric mIoU`), or a missing fine-tune config: one StudyError before
+    any pretraining starts."""
+    import pytest
+    from acnet_backbone.datasets import make_shapes_seg_dataset
+    from acnet_backbone.study import StudyError
+    seg_data = tmp_path / 'seg'
+    make_shapes_seg_dataset(str(seg_data), 2, 2, 64, progress=False)
+    pretrain = [osp.join(ROOT, 'configs', 'pretrain',
+                         'fcnresnet18_shapes-cls.py')]
+    seg_ft = osp.join(ROOT, 'configs', 'seg',
+                      'fcn-d8_fcnresnet18_shapes-ft.py')
+    options = {f'{loader}.dataset.data_root': f'{seg_data}/'
+               for loader in ('train_dataloader', 'val_dataloader')}
+    work = tmp_path / 'journey'
+    with pytest.raises(StudyError, match="does not return 'coco/bbox_mAP'"):
+        run_journey(str(work), [0], pretrain=pretrain, finetune=[seg_ft],
+                    finetune_options=options)
+    with pytest.raises(StudyError, match='config not found'):
+        run_journey(str(work), [0], pretrain=pretrain,
+                    finetune=[str(tmp_path / 'missing.py')])
+    assert not work.exists()

@@ -17,7 +17,8 @@ from typing import Dict, Optional, Sequence
 
 from .api import run_plan, study_plan
 from .report import DEFAULT_METRIC, markdown
-from .runs import RunSpec, StudyError, run_dir
+from .runs import (RunSpec, StudyError, check_config, merged_config,
+                   run_dir)
 from ..staging import write_json, write_text
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
@@ -61,10 +62,12 @@ def run_journey(work_dir: str, seeds: Sequence[int],
         raise StudyError('one pretraining config per fine-tune config')
     pre_dir = pretrain_dir or osp.join(work_dir, 'pretrain')
     pre_plan = study_plan(pretrain, seeds, pretrain_options)
-    # check the fine-tune configs before the (long) pretraining
+    # check the fine-tune configs (files, datasets, the metric) before the
+    # (long) pretraining
     for config in finetune:
-        if not osp.isfile(config):
-            raise StudyError(f'config not found: {config}')
+        check_config(merged_config(RunSpec(config, 0,
+                                          dict(finetune_options or {}))),
+                     config, metric)
     pre = run_plan(pre_plan, pre_dir, metric='accuracy/top1',
                    launcher=launcher, gpus=gpus,
                    title='pretraining (mmpretrain), val top-1')
