@@ -501,28 +501,28 @@ def test_deploy_tool_takes_a_segmentor(trained, tmp_path):
     assert not (tmp_path / 'no').exists()
 
 
-# --------------------------------------------------- the head's ceiling
-def test_score_map_ceiling():
+# ------------------------------------- the class-fraction reference
+def test_fraction_map_miou():
     """Stride 1 reproduces the labels; a shape much smaller than the stride
     blurs away; ignored pixels count nowhere; bad input is refused."""
-    from acnet_backbone.seg.ceiling import score_map_ceiling
+    from acnet_backbone.seg.fraction_map import fraction_map_miou
     label = np.zeros((64, 64), np.uint8)
     label[8:40, 8:40] = 1
     label[49:55, 49:55] = 2  # 6x6 pixels: far below a stride-32 cell
-    assert score_map_ceiling([label], 1, 3)['mIoU'] == pytest.approx(100)
-    coarse = score_map_ceiling([label], 32, 3)
-    fine = score_map_ceiling([label], 4, 3)
+    assert fraction_map_miou([label], 1, 3)['mIoU'] == pytest.approx(100)
+    coarse = fraction_map_miou([label], 32, 3)
+    fine = fraction_map_miou([label], 4, 3)
     assert coarse['IoU'][2] == 0 and fine['IoU'][2] > 0
     assert coarse['mIoU'] < fine['mIoU'] < 100
     ignored = label.copy()
     ignored[:4] = 255
-    assert score_map_ceiling([ignored], 1, 3)['mIoU'] == pytest.approx(100)
+    assert fraction_map_miou([ignored], 1, 3)['mIoU'] == pytest.approx(100)
     # sizes that are not multiples of the stride
-    assert score_map_ceiling([label[:50, :45]], 1, 3)['mIoU'] == \
+    assert fraction_map_miou([label[:50, :45]], 1, 3)['mIoU'] == \
         pytest.approx(100)
     for args, words in [(([label], 0, 3), 'positive int'),
                         (([label], 8, 2), 'labels outside 0-1'),
                         (([], 8, 3), 'no label maps'),
                         (([label[None]], 8, 3), '2-D')]:
         with pytest.raises(ValueError, match=words):
-            score_map_ceiling(*args)
+            fraction_map_miou(*args)
