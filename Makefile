@@ -32,7 +32,7 @@ study-val1000: setup
 # RTMDet-tiny, plain vs ACB CSPNeXt, on the embedded data (seeds 0-2)
 study-rtmdet: setup
 	$(PY) tools/compare.py configs/rtmdet_shapes/rtmdet_tiny_shapes.py \
-	    configs/rtmdet_shapes/rtmdet_tiny-acb_shapes.py --seeds 0 1 2 \
+	    configs/rtmdet_shapes/rtmdet_tiny-acb_shapes.py --seeds 0 1 2 3 4 \
 	    --work-dir work_dirs/study_rtmdet
 
 # segmentation: FCN-32s and the dilated (d8) FCN, plain vs ACB ResNet-18
