@@ -46,14 +46,16 @@ def parse_args(argv=None):
                         choices=['none', 'pytorch', 'slurm'])
     parser.add_argument('--gpus', type=int, default=1)
     parser.add_argument('--finetune', nargs=2, metavar=('PLAIN', 'ACB'),
-                        help='fine-tune configs (default: the shapes '
-                        'RetinaNets of configs/shapes/*-ft.py)')
+                        help='fine-tune configs, relative to the '
+                        'repository root (default: the shapes RetinaNets of '
+                        'configs/shapes/*-ft.py)')
     parser.add_argument('--metric', default=None,
                         help='metric of the fine-tuned models (default: '
                         'coco/bbox_mAP)')
     parser.add_argument('--pretrain-dir', default=None,
-                        help='study folder of the pretrainings (default: '
-                        'WORK/pretrain); finished ones are reused')
+                        help='study folder of the pretrainings, relative '
+                        'to the repository root (default: WORK/pretrain); '
+                        'finished ones are reused')
     return parser.parse_args(argv)
 
 
