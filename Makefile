@@ -29,7 +29,7 @@ study-val1000: setup
 	    --cfg-options val_dataloader.dataset.data_root=data/shapes_val1000/ \
 	    val_evaluator.ann_file=data/shapes_val1000/annotations/val.json
 
-# RTMDet-tiny, plain vs ACB CSPNeXt, on the embedded data (seeds 0-2)
+# RTMDet-tiny, plain vs ACB CSPNeXt, on the embedded data (seeds 0-4)
 study-rtmdet: setup
 	$(PY) tools/compare.py configs/rtmdet_shapes/rtmdet_tiny_shapes.py \
 	    configs/rtmdet_shapes/rtmdet_tiny-acb_shapes.py --seeds 0 1 2 3 4 \

@@ -32,6 +32,25 @@ def bilinear_kernel(factor: int) -> Tensor:
     return (taps[:, None] * taps[None, :]).float()
 
 
+def bilinear_upsample(channels: int, factor: int) -> nn.ConvTranspose2d:
+    """A depthwise stride-``factor`` transposed conv (kernel ``2 * factor``,
+    padding ``factor // 2``, no bias) set to bilinear upsampling: FCN's
+    upsampling layer. ``output = factor * input`` in each dimension."""
+    upsample = nn.ConvTranspose2d(channels, channels, 2 * factor,
+                                  stride=factor, padding=factor // 2,
+                                  groups=channels, bias=False)
+    fill_bilinear(upsample)
+    return upsample
+
+
+def fill_bilinear(upsample: nn.ConvTranspose2d) -> None:
+    """(Re)set the kernels of a :func:`bilinear_upsample` layer to bilinear
+    interpolation, e.g. after an init that overwrote them."""
+    with torch.no_grad():
+        upsample.weight.copy_(bilinear_kernel(upsample.stride[0]).expand_as(
+            upsample.weight))
+
+
 class ResNetWithTop(ResNet):
     """mmdet's ``ResNet`` plus an optional fully convolutional classifier.
 
@@ -83,10 +102,8 @@ class ResNetWithTop(ResNet):
                              f'out_indices, got {self.out_indices}')
         self.fc = nn.Conv2d(self.feat_dim, num_classes, 1)
         if upsample:
-            self.upsample = nn.ConvTranspose2d(
-                num_classes, num_classes, 2 * self.output_stride,
-                stride=self.output_stride, padding=self.output_stride // 2,
-                groups=num_classes, bias=False)
+            self.upsample = bilinear_upsample(num_classes,
+                                              self.output_stride)
         self._init_top()
 
     @property
@@ -100,10 +117,7 @@ class ResNetWithTop(ResNet):
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
         if self.with_upsample:
-            with torch.no_grad():
-                self.upsample.weight.copy_(
-                    bilinear_kernel(self.output_stride).expand_as(
-                        self.upsample.weight))
+            fill_bilinear(self.upsample)
 
     def _after_default_init(self) -> None:
         """Re-apply what mmengine's default init overwrote (the top)."""

@@ -5,9 +5,9 @@ import torch
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..backbones.base import bilinear_kernel
+from ..backbones.base import bilinear_upsample, fill_bilinear
 
 
 @MODELS.register_module()
@@ -81,24 +81,14 @@ class FCN32sHead(BaseDecodeHead):
         super().__init__(in_channels, channels, **kwargs)
         self.upsample_factor = upsample_factor
         self.freeze_upsample = freeze_upsample
-        f = upsample_factor
-        self.upsample = nn.ConvTranspose2d(
-            self.out_channels, self.out_channels, 2 * f, stride=f,
-            padding=f // 2, groups=self.out_channels, bias=False)
-        self._init_upsample()
+        self.upsample = bilinear_upsample(self.out_channels, upsample_factor)
         self.upsample.weight.requires_grad_(not freeze_upsample)
-
-    def _init_upsample(self) -> None:
-        with torch.no_grad():
-            self.upsample.weight.copy_(
-                bilinear_kernel(self.upsample_factor).expand_as(
-                    self.upsample.weight))
 
     def init_weights(self) -> None:
         """mmseg's init (``conv_seg`` from ``init_cfg``), then the bilinear
         kernel again, whatever an ``init_cfg`` did to the module."""
         super().init_weights()
-        self._init_upsample()
+        fill_bilinear(self.upsample)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         """Scores ``[N, K, f*h, f*w]`` from the backbone features."""

@@ -12,10 +12,8 @@ scores the argmax with mmseg's IoU functions.
 
 It is **not** an upper bound of a trained FCN-32s: the network chooses its
 scores (sharper, off-centre evidence) and, unless ``freeze_upsample=True``,
-learns the 64x64 upsampling kernel too. Measured on the embedded set: the
-stride-32 reference is 48.2 mIoU, and FCN-32s fine-tuned from the pretrained
-backbone reaches 61.7-64.9 (README, "Semantic segmentation"); with its learned
-kernel reset to bilinear the same model drops to 33.6.
+learns the upsampling kernel too; the README ("How coarse is a stride-32
+head?") has the measurements.
 """
 from typing import Dict, Iterable
 
@@ -23,9 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmseg.evaluation import IoUMetric
-from torch import nn
 
-from ..backbones.base import bilinear_kernel
+from ..backbones.base import bilinear_upsample
 
 
 def fraction_map_miou(label_maps: Iterable[np.ndarray],
@@ -48,12 +45,7 @@ def fraction_map_miou(label_maps: Iterable[np.ndarray],
     """
     if not isinstance(factor, int) or factor < 1:
         raise ValueError(f'factor must be a positive int, got {factor!r}')
-    upsample = nn.ConvTranspose2d(num_classes, num_classes, 2 * factor,
-                                  stride=factor, padding=factor // 2,
-                                  groups=num_classes, bias=False)
-    with torch.no_grad():
-        upsample.weight.copy_(
-            bilinear_kernel(factor).expand_as(upsample.weight))
+    upsample = bilinear_upsample(num_classes, factor)
     totals = [0, 0, 0, 0]
     seen = False
     for label in label_maps:
