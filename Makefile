@@ -1,7 +1,8 @@
 # The two README commands: `make demo` (the main job) and `make test`.
 # Both create .venv/ and install only what is missing (tools/setup_env.sh).
 PY := .venv/bin/python
-PYTEST_ARGS ?= -n 2
+# loadfile: a test file (and its module-scoped fixtures) stays on one worker
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg clean
 

@@ -40,6 +40,7 @@ from mmengine.config import Config
 
 from .checkpoint import (build_detector, fuse_checkpoint, load_config,
                          preprocess)
+from .backends.onnxruntime import ort_session  # noqa: F401 (re-export)
 from .errors import FuseError
 from .mmdeploy_compat import mmdeploy_export_compat, ort_custom_ops_library
 from .staging import check_out_dir, staged_outputs
@@ -90,22 +91,6 @@ def needs_custom_ops(onnx_path: str) -> List[str]:
     model = onnx.load(onnx_path, load_external_data=False)
     return sorted({n.op_type for n in model.graph.node
                    if n.domain not in ('', 'ai.onnx')})
-
-
-def ort_session(onnx_path: str, custom_ops: Optional[str] = None,
-                threads: Optional[int] = None):
-    """A plain onnxruntime CPU session; ``custom_ops``: a library to
-    register first (two-stage detectors); ``threads``: intra-op threads
-    (None: onnxruntime's choice)."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    if custom_ops:
-        options.register_custom_ops_library(custom_ops)
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_path, options,
-                                providers=['CPUExecutionProvider'])
 
 
 def dataset_images(cfg: Config, limit: Optional[int],

@@ -345,7 +345,7 @@ def check_runs(path: str, x: np.ndarray,
     Raises:
         FuseError: it does not load, run or keep the contract.
     """
-    from .end2end import ort_session
+    from .backends.onnxruntime import ort_session
     session = ort_session(path, custom_ops)
     names = [o.name for o in session.get_outputs()]
     if [i.name for i in session.get_inputs()] != ['input'] or \
