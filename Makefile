@@ -70,5 +70,11 @@ demo: setup
 bench: setup
 	$(PY) tools/benchmark.py
 
+# regenerate every results table of README.md, docs/ and configs/*/README.md
+# from the JSON in docs/results/ (tests/test_docs.py fails on any difference)
+.PHONY: docs
+docs: setup
+	$(PY) tools/make_docs.py
+
 clean:
 	rm -rf work_dirs build *.egg-info

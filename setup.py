@@ -32,11 +32,20 @@ setup(
         'dev': [
             'pytest', 'pytest-xdist', 'pytest-timeout', 'hypothesis',
             'onnx', 'onnxruntime', 'onnxscript', 'torchvision', 'ruff',
-            'mmsegmentation>=1.0.0,<2', 'ftfy', 'regex'
+            'mmsegmentation>=1.0.0,<2', 'ftfy', 'regex', 'mmpretrain>=1.0,<2',
+            # mmdeploy's own requirements less its protobuf pin; mmdeploy
+            # itself: pip install --no-deps mmdeploy==1.3.1 (docs)
+            'aenum', 'multiprocess', 'prettytable', 'terminaltables', 'dill'
         ],
         # semantic segmentation (acnet_backbone.seg); mmseg.utils imports
         # ftfy and regex without requiring them
         'seg': ['mmsegmentation>=1.0.0,<2', 'ftfy', 'regex'],
+        # classification pretraining (configs/pretrain, tools/journey.py)
+        'pretrain': ['mmpretrain>=1.0,<2'],
+        # end-to-end deployment: then pip install --no-deps mmdeploy==1.3.1
+        # (its metadata pins protobuf<=3.20.2, which onnx cannot use)
+        'deploy': ['onnx', 'onnxruntime', 'onnxscript', 'aenum',
+                   'multiprocess', 'prettytable', 'terminaltables', 'dill'],
     },
     license='Apache-2.0',
     zip_safe=False,

@@ -1,0 +1,393 @@
+"""Renderers: one JSON file (or a few) -> one Markdown table.
+
+Each renderer takes a :class:`Context` (where the table goes, for relative
+links), the JSON paths of its marker (relative to the repository root) and
+the marker's ``key=value`` options, and returns the table's text.
+"""
+import json
+import os.path as osp
+import posixpath
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+#: How configs and study groups are named in the tables (anything else is
+#: shown by its config name).
+LABELS = {
+    'retinanet_fcnresnet18_fpn_shapes': 'plain ResNet-18',
+    'retinanet_acresnet18_fpn_shapes': "ACResNet-18 'bn'",
+    'retinanet_acresnet18-online_fpn_shapes': "ACResNet-18 'online'",
+    'retinanet_fcnresnet18_fpn_shapes-ft': 'from ResNet-18',
+    'retinanet_acresnet18_fpn_shapes-ft': "from ACResNet-18 'bn'",
+    'fcnresnet18_shapes-cls': 'ResNet-18 (`fcnresnet18_shapes-cls`)',
+    'acresnet18_shapes-cls': "ACResNet-18 'bn' (`acresnet18_shapes-cls`)",
+    'rtmdet_tiny_shapes': 'RTMDet-tiny, CSPNeXt',
+    'rtmdet_tiny-acb_shapes': "RTMDet-tiny, ACB CSPNeXt ('bn')",
+    'fcn32s_fcnresnet18_shapes': 'FCN-32s, plain ResNet-18',
+    'fcn32s_acresnet18_shapes': 'FCN-32s, ACResNet-18',
+    'fcn-d8_fcnresnet18_shapes': 'd8 FCN, plain ResNet-18',
+    'fcn-d8_acresnet18_shapes': 'd8 FCN, ACResNet-18',
+    'fcn32s_fcnresnet18_shapes-ft': 'FCN-32s from ResNet-18',
+    'fcn32s_acresnet18_shapes-ft': 'FCN-32s from ACResNet-18',
+    'fcn-d8_fcnresnet18_shapes-ft': 'd8 FCN from ResNet-18',
+    'fcn-d8_acresnet18_shapes-ft': 'd8 FCN from ACResNet-18',
+}
+
+#: Metrics given in percent (two decimals); the others are fractions (three).
+PERCENT = ('mIoU', 'mAcc', 'aAcc', 'top1', 'top5')
+
+#: The README's "results at a glance": (task, setting, JSON, results page).
+#: A JSON with several differences gives one row per difference.
+GLANCE = [
+    ('detection', 'RetinaNet R-18, pretrained then fine-tuned',
+     'docs/results/journey.json', 'docs/results/detection.md'),
+    ('detection', 'RetinaNet R-18, from scratch',
+     'docs/results/study_scratch.json', 'docs/results/detection.md'),
+    ('detection', "RTMDet-tiny, from scratch, ACB CSPNeXt ('bn')",
+     'docs/results/study_rtmdet.json', 'docs/results/detection.md'),
+    ('segmentation', 'd8 FCN R-18, pretrained then fine-tuned',
+     'docs/results/journey_seg_d8.json', 'docs/results/segmentation.md'),
+    ('segmentation', 'FCN-32s R-18, pretrained then fine-tuned',
+     'docs/results/journey_seg_fcn32s.json', 'docs/results/segmentation.md'),
+    ('segmentation', 'd8 FCN R-18, from scratch',
+     'docs/results/study_seg_d8.json', 'docs/results/segmentation.md'),
+    ('segmentation', 'FCN-32s R-18, from scratch',
+     'docs/results/study_seg_fcn32s.json', 'docs/results/segmentation.md'),
+]
+
+
+@dataclass
+class Context:
+    """Where a table is written: ``root`` (the repository) and ``doc`` (the
+    Markdown file, relative to ``root``)."""
+    root: str
+    doc: str
+
+    def load(self, path: str):
+        with open(osp.join(self.root, path), encoding='utf-8') as f:
+            return json.load(f)
+
+    def link(self, path: str) -> str:
+        """``path`` (relative to the root) relative to the doc's folder."""
+        anchor = ''
+        if '#' in path:
+            path, anchor = path.split('#', 1)
+            anchor = '#' + anchor
+        start = posixpath.dirname(self.doc.replace(osp.sep, '/')) or '.'
+        return posixpath.relpath(path, start) + anchor
+
+
+def label(name: str) -> str:
+    return LABELS.get(name, f'`{name}`')
+
+
+def short(metric: str) -> str:
+    return metric.rsplit('/', 1)[-1]
+
+
+def digits(metric: str) -> int:
+    return 2 if short(metric) in PERCENT else 3
+
+
+def num(value, nd: int = 3, sign: bool = False) -> str:
+    """``value`` with ``nd`` decimals (``sign``: always signed); ``-`` for
+    None."""
+    if value is None:
+        return '-'
+    return f'{value:+.{nd}f}' if sign else f'{value:.{nd}f}'
+
+
+def ci(interval, nd: int = 3, sign: bool = True) -> str:
+    """``[lo, hi]``, signed for differences, unsigned for means."""
+    if not interval:
+        return '-'
+    return f'[{num(interval[0], nd, sign)}, {num(interval[1], nd, sign)}]'
+
+
+def sci(value) -> str:
+    return f'{value:.1e}'
+
+
+def seed_range(seeds: Sequence[int]) -> str:
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f'{seeds[0]}-{seeds[-1]}'
+    return ', '.join(str(s) for s in seeds)
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    lines = ['| ' + ' | '.join(headers) + ' |',
+             '| ' + ' | '.join('---' for _ in headers) + ' |']
+    lines += ['| ' + ' | '.join(str(c) for c in r) + ' |' for r in rows]
+    return '\n'.join(lines)
+
+
+def _study(ctx: Context, path: str, key: Optional[str]) -> Dict:
+    data = ctx.load(path)
+    return data[key] if key else data
+
+
+def _per_seed(runs: List[Dict], config: str, metric: str) -> Dict[int, float]:
+    return {r['seed']: r[metric] for r in runs if r['config'] == config}
+
+
+def study_summary(ctx: Context, path: str, key: Optional[str] = None) -> str:
+    """Per config of a ``compare.json`` (or its ``key``, e.g. ``pretrain``):
+    n, mean +- sample std, 95% interval, every seed, (mAP@0.5 and mAP@0.75
+    for COCO metrics), mean training seconds and final loss."""
+    data = _study(ctx, path, key)
+    metric = data['summary'][0].get('metric', 'coco/bbox_mAP')
+    m, nd = short(metric), digits(metric)
+    coco = m == 'bbox_mAP'
+    seeds = sorted({r['seed'] for r in data['runs']})
+    headers = ['config', 'n', f'{m} mean +- std', '95% CI',
+               f'per seed ({seed_range(seeds)})']
+    headers += ['mAP@0.5', 'mAP@0.75'] if coco else []
+    headers += ['train s', 'final loss']
+    rows = []
+    for s in data['summary']:
+        vals = _per_seed(data['runs'], s['config'], m)
+        row = [label(s['config']), s['n'],
+               f'{num(s[m + "_mean"], nd)} +- {num(s[m + "_std"], nd)}',
+               ci(s.get(m + '_ci95'), nd, sign=False),
+               ', '.join(num(vals[k], nd) for k in sorted(vals))]
+        if coco:
+            row += [num(s['bbox_mAP_50_mean']), num(s['bbox_mAP_75_mean'])]
+        row += [f'{s["train_seconds_mean"]:.0f}', num(s['final_loss_mean'])]
+        rows.append(row)
+    return md_table(headers, rows)
+
+
+def study_diffs(ctx: Context, path: str, key: Optional[str] = None) -> str:
+    """The paired (by seed) differences of a ``compare.json``: mean, sd of
+    the differences, Student-t 95% interval and every seed's difference."""
+    data = _study(ctx, path, key)
+    rows = []
+    for d in data['differences']:
+        m = short(d.get('metric', 'coco/bbox_mAP'))
+        nd = digits(m)
+        a = _per_seed(data['runs'], d['config'], m)
+        b = _per_seed(data['runs'], d['baseline'], m)
+        per = [num(a[s] - b[s], nd, True) for s in sorted(set(a) & set(b))]
+        rows.append([f'{label(d["config"])} - {label(d["baseline"])}', d['n'],
+                     num(d[m + '_diff_mean'], nd, True),
+                     num(d[m + '_diff_std'], nd), ci(d['ci95'], nd),
+                     f'{", ".join(per)} (seeds {seed_range(d["seeds"])})'])
+    return md_table(['paired by seed', 'n', f'{m} difference',
+                     'sd of the differences', '95% CI (Student t)',
+                     'per seed'], rows)
+
+
+def int8_study(ctx: Context, path: str, per_seed: str = 'drop') -> str:
+    """An ``int8_study.json``: per group FP32 and INT8 bbox mAP, the drop
+    with its interval, per seed (``per_seed=drop`` or ``maps``) and the
+    median INT8 / FP32 latency ratio."""
+    data = ctx.load(path)
+    rows = []
+    for s in data['summary']:
+        runs = sorted((r for r in data['runs'] if r['name'] == s['name']),
+                      key=lambda r: r['seed'])
+        seeds = seed_range([r['seed'] for r in runs])
+        if per_seed == 'maps':
+            per = ', '.join(f'{num(r["bbox_mAP_fp32"])} -> '
+                            f'{num(r["bbox_mAP_int8"])}' for r in runs)
+        else:
+            per = ', '.join(num(r['drop'], 3, True) for r in runs)
+        rows.append([label(s['name']), s['n'], num(s['bbox_mAP_fp32_mean']),
+                     num(s['bbox_mAP_int8_mean']), num(s['drop_mean'], 4, True),
+                     ci(s['drop_ci95'], 4), f'{per} (seeds {seeds})',
+                     f'{s["latency_ratio_median"]:.2f}'])
+    what = 'FP32 -> INT8 bbox mAP' if per_seed == 'maps' else 'drop'
+    return md_table(['detector', 'n', 'FP32 bbox mAP', 'INT8 bbox mAP',
+                     'drop (mean)', '95% CI of the drop', f'per seed {what}',
+                     'INT8 / FP32 time (median)'], rows)
+
+
+def deploy_det(ctx: Context, path: str) -> str:
+    """A detector's ``deploy_report.json`` as check | value."""
+    r = ctx.load(path)
+    c, lat, ev = r['check'], r['latency_ms'], r.get('eval', {})
+    h, w = lat['input_shape'][-2:]
+    rows = [('fused vs trained, max rel err', sci(r['fuse_max_rel_err'])),
+            ('ONNX vs torch: images / detections / images that differ',
+             f'{c["images"]} / {c["detections"]} / {c["mismatched_images"]}'),
+            ('ONNX vs torch: max box err (px) / max score err',
+             f'{sci(c["max_box_err_px"])} / {sci(c["max_score_err"])}')]
+    for k, name in (('bbox_mAP', 'bbox mAP'), ('bbox_mAP_50', 'bbox mAP@0.5')):
+        if ev:
+            rows.append((f'{name} torch (fused) / ONNX',
+                         f'{num(ev["torch"][k])} / {num(ev["onnx"][k])}'))
+    rows += [(f'median latency per image, torch fused / ONNX ({h}x{w}, '
+              f'{lat["threads"]} thread{"s" if lat["threads"] > 1 else ""})',
+              f'{lat["torch"]:.1f} ms / {lat["onnx"]:.1f} ms'),
+             ('custom ops needed',
+              ', '.join(r['onnx']['custom_ops']) or 'none')]
+    return md_table(['check', 'value'], rows)
+
+
+def deploy_seg(ctx: Context, *paths: str) -> str:
+    """Segmentors' deploy reports, one row each: fused vs trained, ONNX vs
+    torch (max rel err, pixels of another class) and mIoU of all three."""
+    rows = []
+    for path in paths:
+        r = ctx.load(path)
+        name = osp.basename(osp.dirname(osp.dirname(r['config'])))
+        seed = osp.basename(osp.dirname(r['config'])).replace('seed_', '')
+        f, o, miou = r['fused'], r['onnx'], r['mIoU']
+        sizes = ' and '.join(f'{s[0]}x{s[1]}' for s in o['shapes'])
+        rows.append([f'{label(name)} (seed {seed}) [json]({ctx.link(path)})',
+                     f'{sci(f["max_rel_err"])} / {f["differing"]} of '
+                     f'{f["pixels"]:,}',
+                     f'{sci(o["max_rel_err"])} / {o["differing"]} of '
+                     f'{o["pixels"]:,} ({sizes})',
+                     ' / '.join(f'{miou[k]:.2f}'
+                                for k in ('trained', 'fused', 'onnx'))])
+    return md_table(['model', 'fused vs trained: max rel err / pixels of '
+                     'another class', 'ONNX vs torch: max rel err / pixels '
+                     'of another class', f'mIoU trained / fused / ONNX '
+                     f'({r["num_images"]} val images)'], rows)
+
+
+def demo(ctx: Context, path: str) -> str:
+    """``make demo``'s ``summary.json``: mAP of the trained, fused and
+    end-to-end ONNX detector, and the checks."""
+    s = ctx.load(path)
+    rows = [('ACResNet-18 RetinaNet, trained', num(s['bbox_mAP']),
+             num(s['bbox_mAP_50']), f'{s["params_train"]:,}'),
+            ('fused into a stock ResNet-18 detector (torch)',
+             num(s['bbox_mAP_fused']), num(s['bbox_mAP_50_fused']),
+             f'{s["params_deploy"]:,}'),
+            ('end-to-end ONNX (mmdeploy, onnxruntime, decoding + NMS inside)',
+             num(s['bbox_mAP_onnx_end2end']),
+             num(s['bbox_mAP_50_onnx_end2end']), '')]
+    table = md_table(['model', 'bbox mAP', 'mAP@0.5', 'parameters'], rows)
+    checks = md_table(['check', 'value'], [
+        ('fused vs unfused, max rel err', sci(s['fuse_max_rel_err'])),
+        ('tensor-mode ONNX vs torch, max rel err', sci(s['onnx_max_rel_err'])),
+        ('end-to-end ONNX vs torch, max box err (px)',
+         sci(s['onnx_end2end_max_box_err_px'])),
+        ('median latency per image, torch fused / ONNX',
+         f'{s["latency_ms_torch_fused"]:.1f} ms / '
+         f'{s["latency_ms_onnx_end2end"]:.1f} ms'),
+        ('training / whole demo', f'{s["train_seconds"]:.0f} s / '
+         f'{s["seconds"]:.0f} s')])
+    return table + '\n\n' + checks
+
+
+def benchmark_inference(ctx: Context, path: str) -> str:
+    """``benchmark.json``'s inference rows (median, IQR, ratio)."""
+    b = ctx.load(path)
+    return md_table(
+        ['model', 'variant', 'input', 'median ms', 'IQR ms',
+         'ratio to ResNet-50'],
+        [(r['model'], r['variant'], f'{r["size"][0]}x{r["size"][1]}',
+          f'{r["median"] * 1e3:.1f}',
+          f'{r["q1"] * 1e3:.1f}-{r["q3"] * 1e3:.1f}', f'{r["ratio"]:.3f}')
+         for r in b['inference']])
+
+
+def benchmark_train(ctx: Context, path: str) -> str:
+    """``benchmark.json``'s training-step rows (time and peak memory)."""
+    b = ctx.load(path)
+    return md_table(
+        ['train step (backbone fwd+bwd, batch 2)', 'input', 'median ms',
+         'ratio', 'peak mem MB', 'mem ratio'],
+        [(r['variant'], f'{r["size"][0]}x{r["size"][1]}',
+          f'{r["median"] * 1e3:.1f}', f'{r["ratio"]:.3f}',
+          f'{r["peak_mem_mb"]:.0f}', f'{r["mem_ratio"]:.3f}')
+         for r in b['train']])
+
+
+def benchmark_complexity(ctx: Context, path: str) -> str:
+    """``benchmark.json``'s parameters and FLOPs."""
+    b = ctx.load(path)
+    return md_table(['backbone', 'params', 'GFLOPs @224'],
+                    [(r['variant'], f'{r["params"]:,}',
+                      f'{r["gflops_224"]:.2f}') for r in b['complexity']])
+
+
+def benchmark_fusion(ctx: Context, path: str) -> str:
+    """``benchmark.json``'s fusion checks and ``tools/fuse.py`` timing."""
+    b = ctx.load(path)
+    return md_table(['fusion check', 'value'],
+                    [(k, f'{v:.3g}') for k, v in b['fusion'].items()]
+                    + [(f'tools/fuse.py R50 RetinaNet {k}', f'{v:.3g}')
+                       for k, v in b.get('fuse_tool', {}).items()])
+
+
+def benchmark_deploy(ctx: Context, path: str) -> str:
+    """``benchmark.json``'s ``deploy`` rows: torch fused vs end-to-end ONNX."""
+    b = ctx.load(path)
+    return md_table(
+        ['end-to-end deploy (per image, median)', 'input', 'weights',
+         'torch fused ms', 'ONNX (onnxruntime) ms', 'ONNX / torch'],
+        [(r['model'], f'{r["input"][0]}x{r["input"][1]}', r['weights'],
+          f'{r["torch_ms"]:.1f}', f'{r["onnx_ms"]:.1f}', f'{r["ratio"]:.2f}')
+         for r in b['deploy']])
+
+
+def table(ctx: Context, path: str, key: str = 'table') -> str:
+    """A recorded table kept as JSON (``{"columns": [...], "rows": [[...]]}``
+    under ``key``): measurements whose tool writes no JSON of its own."""
+    t = ctx.load(path)[key]
+    return md_table(t['columns'], t['rows'])
+
+
+def glance(ctx: Context) -> str:
+    """The README's results at a glance, one row per paired difference of
+    every study in :data:`GLANCE`."""
+    rows = []
+    for task, setting, path, page in GLANCE:
+        if not osp.isfile(osp.join(ctx.root, path)):
+            continue
+        data = ctx.load(path)
+        means = {s['config']: s for s in data['summary']}
+        for d in data['differences']:
+            m = short(d.get('metric', 'coco/bbox_mAP'))
+            nd = digits(m)
+            mode = ''
+            if len(data['differences']) > 1:
+                mode = ", 'online'" if 'online' in d['config'] else ", 'bn'"
+            rows.append([task, setting + mode, m,
+                         num(means[d['baseline']][m + '_mean'], nd),
+                         num(means[d['config']][m + '_mean'], nd),
+                         f'**{num(d[m + "_diff_mean"], nd, True)}** '
+                         f'{ci(d["ci95"], nd)}', d['n'],
+                         f'[results]({ctx.link(page)})'])
+    return md_table(['task', 'setting', 'metric', 'plain', 'ACB',
+                     'ACB - plain [95% CI]', 'n (seeds)', 'details'], rows)
+
+
+def costs(ctx: Context, benchmark: str, int8: str) -> str:
+    """What ACB costs: training step time and memory per mode, fused
+    inference, and INT8 (latency and mAP) from the benchmark and an INT8
+    study."""
+    b, q = ctx.load(benchmark), ctx.load(int8)
+    train = {r['variant']: r for r in b['train']}
+    fused = [r['ratio'] for r in b['inference']
+             if r['variant'] == 'acresnet_fused']
+    cx = {r['variant']: r for r in b['complexity']}
+    rows = [("training step, 'bn' mode (ACNet)",
+             f'{train["acresnet"]["ratio"]:.2f}x time, '
+             f'{train["acresnet"]["mem_ratio"]:.2f}x peak memory of ResNet-50'),
+            ("training step, 'online' mode",
+             f'{train["acresnet_online"]["ratio"]:.2f}x time, '
+             f'{train["acresnet_online"]["mem_ratio"]:.2f}x peak memory'),
+            ('inference after fusion',
+             f'{min(fused):.3f}-{max(fused):.3f}x the time of ResNet-50 (it is '
+             f'a stock ResNet: '
+             f'{cx["acresnet_fused"]["params"] / 1e6:.1f} M parameters, '
+             f'{cx["acresnet_fused"]["gflops_224"]:.2f} GFLOPs at 224)')]
+    for s in q['summary']:
+        rows.append((f'INT8 vs FP32 ONNX (onnxruntime), RetinaNet '
+                     f'{label(s["name"])}',
+                     f'{s["latency_ratio_median"]:.2f}x the FP32 time, bbox '
+                     f'mAP {num(s["drop_mean"], 3, True).lstrip("+")} lower'))
+    return md_table(['cost', 'measured'], rows)
+
+
+RENDERERS: Dict[str, Callable[..., str]] = {
+    f.__name__: f for f in (
+        study_summary, study_diffs, int8_study, deploy_det, deploy_seg, demo,
+        benchmark_inference, benchmark_train, benchmark_complexity,
+        benchmark_fusion, benchmark_deploy, table, glance, costs)
+}
