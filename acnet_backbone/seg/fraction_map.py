@@ -12,8 +12,8 @@ scores the argmax with mmseg's IoU functions.
 
 It is **not** an upper bound of a trained FCN-32s: the network chooses its
 scores (sharper, off-centre evidence) and, unless ``freeze_upsample=True``,
-learns the upsampling kernel too; the README ("How coarse is a stride-32
-head?") has the measurements.
+learns the upsampling kernel too; docs/results/segmentation.md ("How coarse
+is a stride-32 head") has the measurements.
 """
 from typing import Dict, Iterable
 

@@ -6,8 +6,9 @@
 # The schedule is 1500 iterations (20 epochs): the loss flattens in the last
 # ~250 as the cosine schedule anneals, where the earlier 750-iteration recipe
 # (160x160, 128-channel FPN/head) stopped mid-descent and swung by 0.2-0.3
-# bbox mAP between seeds. The seed study in the README (tools/compare.py,
-# `make study`) measures this recipe: std 0.03-0.07 mAP from scratch.
+# bbox mAP between seeds. The from-scratch study (tools/compare.py, `make
+# study`, docs/results/detection.md) measures this recipe: std 0.02-0.05 bbox
+# mAP per backbone over seeds 10-14.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['acnet_backbone'], allow_failed_imports=False)
 
