@@ -1,10 +1,18 @@
 """ACNet (Asymmetric Convolution Block) backbones for MMDetection 3.x.
 
-Importing the package registers ``ACNet``, ``ACResNet`` and ``FCNResNet`` in
-``mmdet.registry.MODELS`` and allow-lists the types mmengine writes into
-checkpoints, so that they load with ``torch.load(weights_only=True)``.
+Importing the package checks the installed stack against the tested one
+(:mod:`acnet_backbone.compat`: one line, an error where it cannot work, a
+warning where it is untested), registers ``ACNet``, ``ACResNet`` and
+``FCNResNet`` in ``mmdet.registry.MODELS`` and makes mmengine checkpoints load
+without running pickled code (:mod:`acnet_backbone.safe_load`: the allow-list
+in ``torch.load(weights_only=True)`` on torch >= 2.4, a restricted unpickler
+behind mmengine's checkpoint loaders on older torch).
 """
-from .safe_load import register_safe_globals
+from .compat import check_installed_stack
+
+check_installed_stack()
+
+from .safe_load import register_safe_globals  # noqa: E402
 
 register_safe_globals()
 

@@ -43,3 +43,14 @@ def import_blocker(*packages: str) -> str:
         "        raise ImportError(f'{name} is blocked')\n"
         '    return _real_import(name, *a, **k)\n'
         'builtins.__import__ = _guarded\n')
+
+
+def requires_torch_feature(name: str):
+    """A pytest ``skipif`` mark: skip where the installed torch lacks feature
+    ``name`` (see :data:`acnet_backbone.compat.TORCH_FEATURES`), with a
+    one-line reason naming it."""
+    import pytest
+
+    from .compat import missing_torch_feature
+    reason = missing_torch_feature(name)
+    return pytest.mark.skipif(reason is not None, reason=reason or '')
