@@ -1,0 +1,448 @@
+"""OpenVINO runs of the end-to-end files (``end2end.onnx``,
+``end2end_int8.onnx``) on the CPU, with an explicit precision.
+
+OpenVINO reads the end-to-end ONNX as it is (decoding and NMS included), so
+the deployed file needs no conversion; :func:`save_ir` writes it as OpenVINO
+IR (``.xml`` + ``.bin``, weights kept in float32) for users who prefer that
+format. Precisions:
+
+- ``fp32``: ``end2end.onnx`` compiled with ``INFERENCE_PRECISION_HINT=f32``.
+- ``bf16``: the same file with the ``bf16`` hint. Only where the CPU has
+  native BF16 (AMX-BF16 or AVX512-BF16): elsewhere OpenVINO would emulate it
+  or fall back, so it is refused (:func:`check_precisions`), never chosen
+  silently. OpenVINO's own default on such CPUs *is* bf16; here the hint is
+  always explicit.
+- ``int8``: ``end2end_int8.onnx`` (onnxruntime's QDQ quantisation of the
+  convolutions, :mod:`..quantize`) compiled with the ``f32`` hint: OpenVINO
+  runs the quantised convolutions in INT8 and everything else in float32.
+
+What ran is read back from the compiled model (:func:`compiled_precision`:
+its ``INFERENCE_PRECISION_HINT`` and the runtime precision of every
+convolution), not assumed from the request. mmdeploy 1.3.1's own OpenVINO
+backend is not used: its wrapper imports ``openvino.inference_engine``, which
+current OpenVINO releases no longer have.
+
+``openvino`` is an optional dependency (``pip install .[openvino]``); every
+function that needs it raises :class:`OpenVINOMissing` (a ``FuseError``:
+one line) without it.
+"""
+import os
+import re
+from collections import Counter
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import FuseError
+
+PRECISIONS = ('fp32', 'bf16', 'int8')
+# the compile hint of each precision (int8 lives in the file, not the hint)
+_HINT = dict(fp32='f32', bf16='bf16', int8='f32')
+# OpenVINO element type names -> ours
+_TYPE_NAMES = dict(f32='fp32', bf16='bf16', f16='fp16', u8='u8', i8='i8')
+# the report/run name of each precision
+NAMES = {p: f'openvino_{p}' for p in PRECISIONS}
+# CPU flags (as /proc/cpuinfo names them) that decide native support
+_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16',
+          'amx_tile', 'amx_bf16', 'amx_int8')
+# agreement of the OpenVINO FP32 run with torch below which deploying fails
+MIN_FP32_AGREEMENT = 0.99
+
+
+class OpenVINOMissing(FuseError):
+    """``openvino`` is not installed."""
+
+
+def import_openvino():
+    """The ``openvino`` module.
+
+    Raises:
+        OpenVINOMissing: it is not installed (one line naming the extra).
+    """
+    try:
+        import openvino
+    except ImportError:
+        raise OpenVINOMissing(
+            "--backend openvino needs the openvino package: pip install "
+            "'openvino>=2024' (or the project's extra: pip install "
+            "'.[openvino]'; tools/setup_env.sh installs it)") from None
+    return openvino
+
+
+def openvino_version() -> Optional[str]:
+    """The installed OpenVINO version, or None."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.__version__
+
+
+def _cpu_flags(cpuinfo: str = '/proc/cpuinfo') -> Dict:
+    """The CPU model name and the flags of :data:`_FLAGS` from ``cpuinfo``
+    (all False where the file does not exist, e.g. off Linux)."""
+    model, flags = None, set()
+    if os.path.isfile(cpuinfo):
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                key = key.strip()
+                if key == 'model name' and model is None:
+                    model = value.strip()
+                elif key == 'flags':
+                    flags = set(value.split())
+                    break
+    return dict(model=model, flags={f: f in flags for f in _FLAGS})
+
+
+def cpu_capabilities(cpuinfo: str = '/proc/cpuinfo') -> Dict:
+    """What this CPU can run natively, for the report.
+
+    Args:
+        cpuinfo (str): the file to read the flags from. Defaults to
+            ``/proc/cpuinfo``.
+
+    Returns:
+        dict: ``model`` (name), ``flags`` (flag -> bool), the summary
+        booleans ``AMX``, ``BF16`` (native BF16 arithmetic: AMX-BF16 or
+        AVX512-BF16), ``VNNI`` (AVX512-VNNI, AVX-VNNI or AMX-INT8) and
+        ``AVX2``, ``cores`` (logical CPUs), and where OpenVINO is installed
+        ``openvino`` (its version) and ``openvino_capabilities`` (the CPU
+        plugin's ``OPTIMIZATION_CAPABILITIES``).
+    """
+    info = _cpu_flags(cpuinfo)
+    f = info['flags']
+    caps = dict(
+        model=info['model'], cores=os.cpu_count(),
+        AMX=f['amx_tile'] or f['amx_bf16'] or f['amx_int8'],
+        BF16=f['amx_bf16'] or f['avx512_bf16'],
+        VNNI=f['avx512_vnni'] or f['avx_vnni'] or f['amx_int8'],
+        AVX2=f['avx2'], flags=f)
+    version = openvino_version()
+    if version:
+        import openvino
+        caps['openvino'] = version
+        caps['openvino_capabilities'] = list(openvino.Core().get_property(
+            'CPU', 'OPTIMIZATION_CAPABILITIES'))
+    return caps
+
+
+def capabilities_line(caps: Dict) -> str:
+    """One line for the console: the CPU and what it runs natively."""
+    have = [k for k in ('AMX', 'BF16', 'VNNI', 'AVX2') if caps.get(k)]
+    lacks = [k for k in ('AMX', 'BF16', 'VNNI', 'AVX2') if not caps.get(k)]
+    return (f'{caps.get("model") or "unknown CPU"}, {caps.get("cores")} '
+            f'logical CPUs; has {", ".join(have) or "none"} of AMX/BF16/VNNI/'
+            f'AVX2' + (f' (lacks {", ".join(lacks)})' if lacks else ''))
+
+
+def native_precisions(caps: Dict) -> List[str]:
+    """The precisions this CPU runs natively, in :data:`PRECISIONS` order:
+    fp32 and int8 always (INT8 is fastest with VNNI, and still runs on AVX2),
+    bf16 only with native BF16 arithmetic."""
+    return [p for p in PRECISIONS if p != 'bf16' or caps.get('BF16')]
+
+
+def check_precisions(precisions: Sequence[str], caps: Dict) -> List[str]:
+    """``precisions`` checked against :data:`PRECISIONS` and the CPU,
+    de-duplicated, in :data:`PRECISIONS` order.
+
+    Raises:
+        FuseError: an unknown precision, or bf16 on a CPU without native
+            BF16 (OpenVINO would emulate it or silently run f32).
+    """
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise FuseError(f'unknown precision {unknown[0]!r} (choose from '
+                        f'{", ".join(PRECISIONS)})')
+    if 'bf16' in precisions and not caps.get('BF16'):
+        raise FuseError(
+            f'--precision bf16: this CPU ({caps.get("model") or "unknown"}) '
+            'has no native BF16 (neither AMX-BF16 nor AVX512-BF16); OpenVINO '
+            'would emulate it or run f32 instead. Choose fp32 or int8')
+    return [p for p in PRECISIONS if p in precisions]
+
+
+def _type_name(value) -> str:
+    """An OpenVINO element type (or its string) as ``fp32``/``bf16``/..."""
+    name = value.get_type_name() if hasattr(value, 'get_type_name') else \
+        str(value)
+    return _TYPE_NAMES.get(name, name)
+
+
+def compiled_precision(compiled) -> Dict:
+    """What a compiled model really runs.
+
+    Returns:
+        dict: ``hint`` (the compiled ``INFERENCE_PRECISION_HINT``:
+        ``fp32``/``bf16``), ``convolutions`` (runtime precision -> number of
+        convolution layers, e.g. ``{'u8': 56, 'fp32': 2}`` for an INT8
+        file: OpenVINO names an INT8 convolution by its activation type) and
+        ``threads`` (the compiled ``INFERENCE_NUM_THREADS``; 0: OpenVINO's
+        choice).
+    """
+    convs = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info['layerType'].astype(str) == 'Convolution':
+            convs[_type_name(info['runtimePrecision'].astype(str))] += 1
+    return dict(hint=_type_name(compiled.get_property(
+        'INFERENCE_PRECISION_HINT')), convolutions=dict(sorted(convs.items())),
+        threads=int(compiled.get_property('INFERENCE_NUM_THREADS')))
+
+
+def _one_line(err: Exception) -> str:
+    """The informative line of an OpenVINO exception (they start with
+    'Exception from src/...' lines)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not re.match(r'Exception from ', ln)]
+    return (useful or lines or [type(err).__name__])[0]
+
+
+class OpenVINOSession:
+    """An end-to-end file compiled by OpenVINO for the CPU, with the
+    ``run(output_names, feeds)`` call of an onnxruntime session (so the
+    deploy check runs both the same way).
+
+    Args:
+        path (str): ``end2end.onnx`` (fp32, bf16) or ``end2end_int8.onnx``
+            (int8), or an IR ``.xml``.
+        precision (str): one of :data:`PRECISIONS`.
+        threads (int, optional): ``INFERENCE_NUM_THREADS``; None: OpenVINO's
+            choice. Defaults to None.
+
+    Attributes:
+        precision (str): the precision asked for.
+        ran (dict): :func:`compiled_precision` of the compiled model.
+
+    Raises:
+        OpenVINOMissing: openvino is not installed.
+        FuseError: OpenVINO cannot read or compile the file, or compiled it
+            in another precision than the one asked for.
+    """
+
+    def __init__(self, path: str, precision: str,
+                 threads: Optional[int] = None) -> None:
+        ov = import_openvino()
+        if precision not in PRECISIONS:
+            raise FuseError(f'unknown precision {precision!r}')
+        config = {'PERFORMANCE_HINT': 'LATENCY',
+                  'INFERENCE_PRECISION_HINT': _HINT[precision]}
+        if threads:
+            config['INFERENCE_NUM_THREADS'] = int(threads)
+        core = ov.Core()
+        try:
+            model = core.read_model(path)
+        except Exception as err:  # OpenVINO raises RuntimeError subclasses
+            raise FuseError(f'OpenVINO cannot read {os.path.basename(path)}: '
+                            f'{_one_line(err)}') from None
+        try:
+            self.compiled = core.compile_model(model, 'CPU', config)
+        except Exception as err:
+            raise FuseError(f'OpenVINO cannot compile '
+                            f'{os.path.basename(path)} for the CPU in '
+                            f'{precision}: {_one_line(err)}') from None
+        self.path, self.precision = path, precision
+        self.ran = compiled_precision(self.compiled)
+        if self.ran['hint'] != ('bf16' if precision == 'bf16' else 'fp32'):
+            raise FuseError(f'OpenVINO compiled {os.path.basename(path)} in '
+                            f'{self.ran["hint"]}, not {precision}')
+        self._request = self.compiled.create_infer_request()
+        self._outputs = {o.get_any_name(): o for o in self.compiled.outputs}
+
+    def run(self, output_names: Optional[Sequence[str]],
+            feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
+        """Run once; returns the named outputs (all with None) as numpy
+        arrays, as ``onnxruntime.InferenceSession.run`` does."""
+        result = self._request.infer(feeds)
+        names = output_names or list(self._outputs)
+        return [np.array(result[self._outputs[n]]) for n in names]
+
+
+def save_ir(onnx_path: str, xml_path: str) -> List[str]:
+    """Write ``onnx_path`` as OpenVINO IR (``xml_path`` and the ``.bin``
+    beside it), weights in float32 (no FP16 compression: the precision is
+    chosen when compiling).
+
+    Returns:
+        list[str]: the two files written.
+
+    Raises:
+        OpenVINOMissing, FuseError: no openvino, or a file it cannot read.
+    """
+    ov = import_openvino()
+    try:
+        model = ov.Core().read_model(onnx_path)
+    except Exception as err:
+        raise FuseError(f'OpenVINO cannot read '
+                        f'{os.path.basename(onnx_path)}: {_one_line(err)}'
+                        ) from None
+    ov.save_model(model, xml_path, compress_to_fp16=False)
+    return [xml_path, os.path.splitext(xml_path)[0] + '.bin']
+
+
+def ir_names(onnx_names: Sequence[str]) -> List[str]:
+    """The IR file names (``.xml``, ``.bin``) of each ONNX file name."""
+    return [os.path.splitext(n)[0] + ext for n in onnx_names
+            for ext in ('.xml', '.bin')]
+
+
+def plan_backend(backend: str, precisions: Optional[Sequence[str]],
+                 int8: bool, caps: Optional[Dict] = None) -> Dict:
+    """Resolve ``--backend`` / ``--precision`` / ``--int8`` into what the
+    deployment runs, before anything is done.
+
+    onnxruntime runs fp32 (always: it checks the export) and int8
+    (``end2end_int8.onnx``); it has no bf16 on the CPU. openvino runs the
+    precisions asked for, by default every precision the CPU runs natively;
+    the onnxruntime FP32 run stays beside it as the reference.
+
+    Args:
+        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+        precisions (list[str], optional): the precisions asked for.
+        int8 (bool): ``--int8`` (the INT8 file in onnxruntime).
+        caps (dict, optional): :func:`cpu_capabilities`; read when None.
+
+    Returns:
+        dict: ``int8`` (whether the INT8 file is made), ``openvino`` (the
+        OpenVINO precisions, empty for onnxruntime) and ``cpu`` (the
+        capabilities, None for onnxruntime).
+
+    Raises:
+        FuseError: an unknown backend or precision, bf16 in onnxruntime or
+            on a CPU without native BF16, or openvino missing.
+    """
+    if backend not in ('onnxruntime', 'openvino'):
+        raise FuseError(f'unknown backend {backend!r} (choose from '
+                        'onnxruntime, openvino)')
+    if backend == 'onnxruntime':
+        bad = [p for p in precisions or () if p not in ('fp32', 'int8')]
+        if bad:
+            raise FuseError(f'--precision {bad[0]}: onnxruntime runs fp32 '
+                            'and int8 on the CPU; bf16 needs --backend '
+                            'openvino')
+        return dict(int8=int8 or 'int8' in (precisions or ()), openvino=[],
+                    cpu=None)
+    import_openvino()
+    caps = caps if caps is not None else cpu_capabilities()
+    chosen = check_precisions(precisions if precisions else
+                              native_precisions(caps), caps)
+    return dict(int8=int8 or 'int8' in chosen, openvino=chosen, cpu=caps)
+
+
+def openvino_sessions(files: Dict[str, str], precisions: Sequence[str],
+                      threads: Optional[int], logger=None) -> Dict:
+    """One :class:`OpenVINOSession` per precision, named by :data:`NAMES`.
+
+    Args:
+        files (dict): ``onnx`` (FP32 file) and, for int8, ``onnx_int8``.
+        precisions (list[str]): checked precisions.
+        threads (int, optional): OpenVINO threads.
+        logger: an ``MMLogger`` (one line per compiled model), or None.
+    """
+    sessions = {}
+    for p in precisions:
+        session = OpenVINOSession(
+            files['onnx_int8' if p == 'int8' else 'onnx'], p, threads)
+        if logger is not None:
+            logger.info(f'OpenVINO {p}: compiled with hint '
+                        f'{session.ran["hint"]}, convolutions by runtime '
+                        f'precision {session.ran["convolutions"]}')
+        sessions[NAMES[p]] = session
+    return sessions
+
+
+def openvino_report(sessions: Dict[str, OpenVINOSession], run: Dict,
+                    caps: Dict, enforce: bool = True) -> Dict:
+    """The ``openvino`` section of the deploy report: per precision what
+    ran and how its detections agree with torch's
+    (:func:`~acnet_backbone.deploy.quantize.int8_agreement`: torch
+    detections scoring >= 0.3 found at IoU >= 0.5 with the same label).
+
+    Args:
+        sessions (dict): :func:`openvino_sessions`.
+        run (dict): :func:`~acnet_backbone.deploy.end2end.run_side_by_side`
+            of torch, onnxruntime and these sessions.
+        caps (dict): :func:`cpu_capabilities`.
+        enforce (bool): fail when OpenVINO FP32 finds fewer than
+            :data:`MIN_FP32_AGREEMENT` of torch's detections (one-stage
+            detectors). Defaults to True.
+
+    Raises:
+        FuseError: ``enforce`` and OpenVINO FP32 disagrees with torch.
+    """
+    from ..quantize import int8_agreement
+    out = dict(version=openvino_version(), cpu=caps, precisions={})
+    for name, session in sessions.items():
+        agreement = int8_agreement(run['torch'], run[name])
+        out['precisions'][session.precision] = dict(
+            name=name, file=os.path.basename(session.path),
+            compiled=session.ran, vs_torch=agreement)
+        found = agreement['matched']
+        if (enforce and session.precision == 'fp32' and found is not None
+                and found < MIN_FP32_AGREEMENT):
+            raise FuseError(
+                f'OpenVINO FP32 finds {found:.1%} of the torch detections '
+                f'(at least {MIN_FP32_AGREEMENT:.0%} expected); nothing '
+                'written')
+    return out
+
+
+def _backend_wrapper(session: OpenVINOSession):
+    """An ``nn.Module`` with the call protocol of mmdeploy's backend
+    wrappers (``wrapper({'input': x})`` -> name -> tensor,
+    ``output_to_list``), running ``session``."""
+    import torch
+
+    class OpenVINOWrapper(torch.nn.Module):
+
+        def forward(self, inputs: Dict) -> Dict:
+            x = inputs['input'].detach().cpu().numpy()
+            dets, labels = session.run(['dets', 'labels'], {'input': x})
+            return dict(dets=torch.from_numpy(dets),
+                        labels=torch.from_numpy(labels))
+
+        @staticmethod
+        def output_to_list(outputs: Dict) -> List:
+            return [outputs['dets'], outputs['labels']]
+
+    return OpenVINOWrapper()
+
+
+def evaluate_openvino(cfg_path: str, deploy_cfg, onnx_path: str,
+                      sessions: Dict[str, OpenVINOSession],
+                      work_dir: str) -> Dict:
+    """bbox metrics of each OpenVINO session on the config's test set, as
+    ``{name: {'bbox_mAP': ...}}``: mmdeploy's task processor (its data
+    pipeline, rescaling and evaluator) with the backend model's wrapper
+    replaced by the session. ``work_dir`` is removed afterwards.
+
+    Args:
+        cfg_path (str): the stock detector's config.
+        deploy_cfg (Config): mmdeploy's deploy config of the export.
+        onnx_path (str): ``end2end.onnx`` (mmdeploy builds its model around
+            it; the OpenVINO session replaces the runtime).
+        sessions (dict): name -> :class:`OpenVINOSession`.
+        work_dir (str): the runners' scratch folder.
+    """
+    import shutil
+
+    from mmdeploy.apis import build_task_processor
+    from mmengine.config import Config
+
+    from ..end2end import bbox_metrics
+    model_cfg = Config.fromfile(cfg_path)
+    result = {}
+    try:
+        for name, session in sessions.items():
+            processor = build_task_processor(model_cfg, deploy_cfg, 'cpu')
+            model = processor.build_backend_model(
+                [onnx_path], processor.update_data_preprocessor)
+            model.wrapper = _backend_wrapper(session)
+            runner = processor.build_test_runner(
+                model, os.path.join(work_dir, name))
+            result[name] = bbox_metrics(runner.test(),
+                                        model_cfg.test_evaluator)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return result
