@@ -59,6 +59,35 @@ journey-seg: setup
 	    configs/seg/fcn32s_fcnresnet18_shapes-ft.py \
 	    configs/seg/fcn32s_acresnet18_shapes-ft.py
 
+# which starting point: the plain pretraining fine-tuned with ACB branches
+# added at fine-tuning ('bn'/'online', gamma 0 and 1/3), the ACB pretraining
+# (the paper's route), the ACB pretraining fused into a plain ResNet; each
+# against plain -> plain, paired by pipeline seed (seeds 0-4, CPU hours,
+# resumable; reuses `make journey`'s pretrainings)
+START_DET = $(foreach r,plain:retinanet_fcnresnet18_fpn_shapes-ft \
+    plain:retinanet_acresnet18-add-g0_fpn_shapes-ft \
+    acb:retinanet_acresnet18_fpn_shapes-ft \
+    plain:retinanet_acresnet18-online-add-g0_fpn_shapes-ft \
+    acb-fused:retinanet_fcnresnet18-fused-acb_fpn_shapes-ft \
+    plain:retinanet_acresnet18-add-g1-3_fpn_shapes-ft \
+    plain:retinanet_acresnet18-online-add-g1-3_fpn_shapes-ft, \
+    --route $(subst :,:configs/shapes/,$(r)).py)
+START_SEG = $(foreach r,plain:fcn-d8_fcnresnet18_shapes-ft \
+    plain:fcn-d8_acresnet18-add-g0_shapes-ft \
+    acb:fcn-d8_acresnet18_shapes-ft \
+    plain:fcn-d8_acresnet18-online-add-g0_shapes-ft \
+    acb-fused:fcn-d8_fcnresnet18-fused-acb_shapes-ft, \
+    --route $(subst :,:configs/seg/,$(r)).py)
+
+study-start: setup
+	$(PY) tools/journey.py --work-dir work_dirs/start_det \
+	    --pretrain-dir work_dirs/journey/pretrain $(START_DET)
+
+study-start-seg: setup
+	$(PY) tools/make_shapes_dataset.py --task seg
+	$(PY) tools/journey.py --work-dir work_dirs/start_seg_d8 --metric mIoU \
+	    --pretrain-dir work_dirs/journey/pretrain $(START_SEG)
+
 # pretrain (mmpretrain) -> fine-tune (mmdet) on the embedded data, one whole
 # pipeline per seed (seeds 0-4; resumable)
 journey: setup

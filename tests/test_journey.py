@@ -137,3 +137,102 @@ def test_finetune_configs_are_checked_before_pretraining(tmp_path):
         run_journey(str(work), [0], pretrain=pretrain,
                     finetune=[str(tmp_path / 'missing.py')])
     assert not work.exists()
+
+
+def test_routes_start_from_plain_acb_and_fused_pretrainings(tmp_path):
+    """The starting-point study: one plain and one ACB pretraining per seed;
+    a route fine-tunes from the plain one (branches added at fine-tuning),
+    the ACB one, or the ACB one fused into a plain ResNet, which computes
+    the ACB pretraining's backbone function."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from acnet_backbone.safe_load import safe_load
+    from acnet_backbone.study import Route, run_routes
+    cls_data, det_data = tmp_path / 'cls', tmp_path / 'det'
+    make_shapes_cls_dataset(str(cls_data), 8, 4, 32, progress=False)
+    make_shapes_dataset(str(det_data), 4, 2, 96, progress=False)
+    root = f'{det_data}/'
+    ft_opts = dict(LOADERS, **{
+        'train_dataloader.dataset.data_root': root,
+        'val_dataloader.dataset.data_root': root,
+        'val_evaluator.ann_file': f'{root}annotations/val.json',
+        'train_dataloader.batch_size': 2, 'train_cfg.max_iters': 2,
+        'default_hooks.checkpoint.interval': 2,
+        'model.backbone.base_channels': 8,
+        'model.neck.in_channels': [8, 16, 32, 64]})
+    shapes = osp.join(ROOT, 'configs', 'shapes')
+    routes = [Route(start, osp.join(shapes, f'{name}.py')) for start, name in (
+        ('plain', 'retinanet_fcnresnet18_fpn_shapes-ft'),
+        ('plain', 'retinanet_acresnet18-online-add-g0_fpn_shapes-ft'),
+        ('acb', 'retinanet_acresnet18_fpn_shapes-ft'),
+        ('acb-fused', 'retinanet_fcnresnet18-fused-acb_fpn_shapes-ft'))]
+    work = tmp_path / 'start'
+    report = run_routes(str(work), [2], routes,
+                        pretrain_options=pretrain_options(cls_data),
+                        finetune_options=ft_opts)
+    assert [r['start'] for r in report['routes']] == [
+        'plain', 'plain', 'acb', 'acb-fused']
+    assert len(report['runs']) == 4 and len(report['differences']) == 3
+    pre = work / 'pretrain'
+    plain_ckpt = pre / 'fcnresnet18_shapes-cls' / 'seed_2' / 'iter_2.pth'
+    acb_run = pre / 'acresnet18_shapes-cls' / 'seed_2'
+    fused = acb_run / 'backbone_fused.pth'
+    want = [plain_ckpt, plain_ckpt, acb_run / 'iter_2.pth', fused]
+    for run, ckpt in zip(report['runs'], want):
+        spec = json.load(open(work / 'finetune' / run['config'] / 'seed_2' /
+                              'run.json'))
+        assert spec['content']['model']['backbone']['init_cfg'][
+            'checkpoint'] == str(ckpt)
+    # branches added at fine-tuning start at scale 0
+    spec = json.load(open(work / 'finetune' / report['runs'][1]['config'] /
+                          'seed_2' / 'run.json'))
+    assert spec['content']['model']['backbone']['acb_gamma_init'] == 0.0
+    # the fused start is a plain ResNet computing the ACB pretraining's
+    # backbone: built here from the configs, not from the study's code
+    cfg = Config.fromfile(str(acb_run / 'config.py'))
+    acb = MODELS.build(dict(cfg.model.backbone, type='ACResNet',
+                            init_cfg=None))
+    state = safe_load(str(acb_run / 'iter_2.pth'))['state_dict']
+    acb.load_state_dict({k[9:]: v for k, v in state.items()
+                         if k.startswith('backbone.')})
+    plain = MODELS.build(dict({k: v for k, v in cfg.model.backbone.items()
+                               if not k.startswith('acb_')},
+                              type='ResNet', init_cfg=None))
+    fused_state = safe_load(str(fused))['state_dict']
+    plain.load_state_dict({k[9:]: v for k, v in fused_state.items()},
+                          strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    acb.eval()
+    plain.eval()  # mmdet's ResNet.train() returns None: no chaining
+    with torch.no_grad():
+        a, b = acb(x)[-1], plain(x)[-1]
+    assert a.abs().max() > 0
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (a - b).abs().max()
+    # a second call reuses everything (the fused file is not rewritten)
+    stamp = os.stat(fused).st_mtime_ns
+    again = run_routes(str(work), [2], routes,
+                       pretrain_options=pretrain_options(cls_data),
+                       finetune_options=ft_opts)
+    assert os.stat(fused).st_mtime_ns == stamp
+    assert again['runs'] == report['runs']
+
+
+def test_route_input_is_checked(tmp_path):
+    import pytest
+    from acnet_backbone.study import (Route, StudyError, parse_route,
+                                      run_routes)
+    assert parse_route('acb-fused:a/b.py') == Route('acb-fused', 'a/b.py')
+    for bad in ('a/b.py', 'fused:a/b.py', 'plain:'):
+        with pytest.raises(StudyError, match='route'):
+            parse_route(bad)
+    ft = osp.join(ROOT, 'configs', 'shapes',
+                  'retinanet_acresnet18_fpn_shapes-ft.py')
+    pretrain = [osp.join(ROOT, 'configs', 'pretrain',
+                         'fcnresnet18_shapes-cls.py')]
+    with pytest.raises(StudyError, match='needs the ACB pretraining'):
+        run_routes(str(tmp_path / 'w'), [0], [Route('acb', ft)],
+                   pretrain=pretrain)
+    with pytest.raises(StudyError, match='no route'):
+        run_routes(str(tmp_path / 'w'), [0], [])
+    assert not (tmp_path / 'w').exists()

@@ -14,8 +14,8 @@ one whole pipeline per seed:
 
     python tools/journey.py [--work-dir work_dirs/journey] [--seeds 0 1 2 3 4]
         [--launcher none|pytorch|slurm] [--gpus N]
-        [--finetune PLAIN_FT ACB_FT [--metric mIoU]
-         [--pretrain-dir work_dirs/journey/pretrain]]
+        [--finetune PLAIN_FT ACB_FT | --route START:CONFIG ...]
+        [--metric mIoU] [--pretrain-dir work_dirs/journey/pretrain]
 
 Finished runs are reused, interrupted ones resume: a second call only
 re-reports, a call with more seeds trains only the new pipelines.
@@ -23,6 +23,10 @@ re-reports, a call with more seeds trains only the new pipelines.
 pretraining: the plain one, then the ACB one), e.g. the segmentors of
 configs/seg/*-ft.py compared over `--metric mIoU`; `--pretrain-dir` shares
 another journey's pretrainings (`make journey-seg`).
+`--route START:CONFIG` (repeatable; the first is the baseline) fine-tunes
+CONFIG from the pretraining START: `plain`, `acb`, or `acb-fused` (the ACB
+pretraining fused into a plain ResNet): the starting-point study
+(`make study-start`).
 """
 import argparse
 import os
@@ -49,6 +53,11 @@ def parse_args(argv=None):
                         help='fine-tune configs, relative to the '
                         'repository root (default: the shapes RetinaNets of '
                         'configs/shapes/*-ft.py)')
+    parser.add_argument('--route', action='append', metavar='START:CONFIG',
+                        help='a fine-tune config and the pretraining it '
+                        'starts from (plain, acb or acb-fused), relative to '
+                        'the repository root; repeat it, the first is the '
+                        'baseline (instead of --finetune)')
     parser.add_argument('--metric', default=None,
                         help='metric of the fine-tuned models (default: '
                         'coco/bbox_mAP)')
@@ -63,15 +72,25 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import acnet_backbone  # noqa: F401
     from acnet_backbone.study import (StudyError, StudyRunError,
-                                      ensure_shapes_data, run_journey)
+                                      ensure_shapes_data, parse_route,
+                                      run_journey, run_routes)
     os.chdir(ROOT)  # the configs read data/ relative to the repository
     ensure_shapes_data('data')
     options = {k: v for k, v in dict(
-        finetune=args.finetune, metric=args.metric,
-        pretrain_dir=args.pretrain_dir).items() if v is not None}
+        metric=args.metric, pretrain_dir=args.pretrain_dir).items()
+        if v is not None}
     try:
-        run_journey(args.work_dir, args.seeds, launcher=args.launcher,
-                    gpus=args.gpus, **options)
+        if args.route and args.finetune:
+            raise StudyError('--route and --finetune exclude each other')
+        if args.route:
+            run_routes(args.work_dir, args.seeds,
+                       [parse_route(r) for r in args.route],
+                       launcher=args.launcher, gpus=args.gpus, **options)
+        else:
+            if args.finetune:
+                options['finetune'] = args.finetune
+            run_journey(args.work_dir, args.seeds, launcher=args.launcher,
+                        gpus=args.gpus, **options)
     except StudyError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -3,7 +3,9 @@ mmengine's launchers, with paired Student-t intervals
 (``tools/compare.py`` and ``tools/journey.py`` are their command lines)."""
 from .api import (StudyRunError, check_launcher, launch_command, run_plan,
                   run_study, study_plan)
-from .journey import ensure_shapes_data, run_journey
+from .journey import (STARTS, Route, ensure_shapes_data,
+                      fuse_pretrained_backbone, parse_route, run_journey,
+                      run_routes)
 from .reevaluate import reevaluate_study
 from .report import (DEFAULT_METRIC, markdown, mean_std, plot, short_name,
                      summarise, t_interval)
@@ -13,12 +15,12 @@ from ..staging import save_figure, write_json, write_text
 from .worker import StudyRecorder, final_loss
 
 __all__ = [
-    'DEFAULT_METRIC', 'RunSpec', 'StudyError', 'StudyRecorder',
+    'DEFAULT_METRIC', 'Route', 'RunSpec', 'STARTS', 'StudyError', 'StudyRecorder',
     'StudyRunError', 'check_config', 'check_launcher', 'ensure_shapes_data',
     'expected_metric_keys', 'final_loss', 'first_difference',
-    'launch_command', 'markdown', 'mean_std', 'merged_config',
-    'package_versions', 'plot', 'reevaluate_study', 'run_journey',
-    'run_plan', 'run_study',
+    'fuse_pretrained_backbone', 'launch_command', 'markdown', 'mean_std', 'merged_config',
+    'package_versions', 'parse_route', 'plot', 'reevaluate_study',
+    'run_journey', 'run_plan', 'run_routes', 'run_study',
     'save_figure', 'short_name', 'study_plan', 'summarise', 't_interval',
     'write_json', 'write_text'
 ]
