@@ -236,3 +236,31 @@ def test_route_input_is_checked(tmp_path):
     with pytest.raises(StudyError, match='no route'):
         run_routes(str(tmp_path / 'w'), [0], [])
     assert not (tmp_path / 'w').exists()
+
+
+def test_branch_stats_read_what_the_branches_did():
+    """Scale-0 branches weigh nothing; raised scales and moved running
+    statistics show per stage; 'online' mode has no statistics."""
+    import torch
+    from acnet_backbone import ACResNet
+    from acnet_backbone.study.branches import branch_stats
+    net = ACResNet(18, base_channels=8, acb_gamma_init=0.0)
+    stats = branch_stats(net.state_dict())
+    assert sorted(stats) == [1, 2, 3, 4]
+    assert all(s['sites'] == 4 and s['kernel_share'] == 0 and
+               s['scale_abs_mean'] == 0 and s['stats_moved'] == 0
+               for s in stats.values())
+    with torch.no_grad():
+        for name, module in net.named_modules():
+            if name.startswith('layer3') and name.endswith('hor_bn'):
+                module.weight.fill_(0.5)
+                module.running_var.fill_(4.0)
+    stats = branch_stats({f'backbone.{k}': v
+                          for k, v in net.state_dict().items()})
+    assert stats[3]['kernel_share'] > 0 and stats[3]['stats_moved'] == 3.0
+    assert abs(stats[3]['scale_abs_mean'] - 0.25) < 1e-6  # hor 0.5, ver 0
+    assert stats[2]['kernel_share'] == 0
+    online = branch_stats(ACResNet(18, base_channels=8, acb_mode='online',
+                                   acb_gamma_init=1 / 3).state_dict())
+    assert abs(online[1]['scale_abs_mean'] - 1 / 3) < 1e-6
+    assert online[1]['stats_moved'] is None and online[1]['kernel_share'] > 0
