@@ -39,19 +39,26 @@ PERCENT = ('mIoU', 'mAcc', 'aAcc', 'top1', 'top5')
 #: A JSON with several differences gives one row per difference.
 GLANCE = [
     ('detection', 'RetinaNet R-18, pretrained then fine-tuned',
-     'docs/results/journey.json', 'docs/results/detection.md'),
+     'docs/results/journey.json',
+     'docs/results/detection.md#pretrained-then-fine-tuned-the-journey'),
     ('detection', 'RetinaNet R-18, from scratch',
-     'docs/results/study_scratch.json', 'docs/results/detection.md'),
+     'docs/results/study_scratch.json',
+     'docs/results/detection.md#from-scratch-plain-vs-bn-vs-online'),
     ('detection', "RTMDet-tiny, from scratch, ACB CSPNeXt ('bn')",
-     'docs/results/study_rtmdet.json', 'docs/results/detection.md'),
+     'docs/results/study_rtmdet.json',
+     'docs/results/detection.md#rtmdet-tiny-plain-vs-acb-cspnext'),
     ('segmentation', 'd8 FCN R-18, pretrained then fine-tuned',
-     'docs/results/journey_seg_d8.json', 'docs/results/segmentation.md'),
+     'docs/results/journey_seg_d8.json',
+     'docs/results/segmentation.md#fine-tuned-from-each-seeds-pretraining'),
     ('segmentation', 'FCN-32s R-18, pretrained then fine-tuned',
-     'docs/results/journey_seg_fcn32s.json', 'docs/results/segmentation.md'),
+     'docs/results/journey_seg_fcn32s.json',
+     'docs/results/segmentation.md#fine-tuned-from-each-seeds-pretraining'),
     ('segmentation', 'd8 FCN R-18, from scratch',
-     'docs/results/study_seg_d8.json', 'docs/results/segmentation.md'),
+     'docs/results/study_seg_d8.json',
+     'docs/results/segmentation.md#from-scratch'),
     ('segmentation', 'FCN-32s R-18, from scratch',
-     'docs/results/study_seg_fcn32s.json', 'docs/results/segmentation.md'),
+     'docs/results/study_seg_fcn32s.json',
+     'docs/results/segmentation.md#from-scratch'),
 ]
 
 
