@@ -42,11 +42,11 @@ _HINT = dict(fp32='f32', bf16='bf16', int8='f32')
 _TYPE_NAMES = dict(f32='fp32', bf16='bf16', f16='fp16', u8='u8', i8='i8')
 # the report/run name of each precision
 NAMES = {p: f'openvino_{p}' for p in PRECISIONS}
+# their column heads in the deploy table
+LABELS = {NAMES[p]: f'OV {p.upper()}' for p in PRECISIONS}
 # CPU flags (as /proc/cpuinfo names them) that decide native support
 _FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16',
           'amx_tile', 'amx_bf16', 'amx_int8')
-# agreement of the OpenVINO FP32 run with torch below which deploying fails
-MIN_FP32_AGREEMENT = 0.99
 
 
 class OpenVINOMissing(FuseError):
@@ -63,7 +63,7 @@ def import_openvino():
         import openvino
     except ImportError:
         raise OpenVINOMissing(
-            "--backend openvino needs the openvino package: pip install "
+            "`backend` openvino needs the openvino package: pip install "
             "'openvino>=2024' (or the project's extra: pip install "
             "'.[openvino]'; tools/setup_env.sh installs it)") from None
     return openvino
@@ -129,11 +129,10 @@ def cpu_capabilities(cpuinfo: str = '/proc/cpuinfo') -> Dict:
 
 def capabilities_line(caps: Dict) -> str:
     """One line for the console: the CPU and what it runs natively."""
-    have = [k for k in ('AMX', 'BF16', 'VNNI', 'AVX2') if caps.get(k)]
-    lacks = [k for k in ('AMX', 'BF16', 'VNNI', 'AVX2') if not caps.get(k)]
+    flags = ', '.join(f'{k} {"yes" if caps.get(k) else "no"}'
+                      for k in ('AMX', 'BF16', 'VNNI', 'AVX2'))
     return (f'{caps.get("model") or "unknown CPU"}, {caps.get("cores")} '
-            f'logical CPUs; has {", ".join(have) or "none"} of AMX/BF16/VNNI/'
-            f'AVX2' + (f' (lacks {", ".join(lacks)})' if lacks else ''))
+            f'logical CPUs: {flags}')
 
 
 def native_precisions(caps: Dict) -> List[str]:
@@ -157,7 +156,7 @@ def check_precisions(precisions: Sequence[str], caps: Dict) -> List[str]:
                         f'{", ".join(PRECISIONS)})')
     if 'bf16' in precisions and not caps.get('BF16'):
         raise FuseError(
-            f'--precision bf16: this CPU ({caps.get("model") or "unknown"}) '
+            f'`precisions` bf16: this CPU ({caps.get("model") or "unknown"}) '
             'has no native BF16 (neither AMX-BF16 nor AVX512-BF16); OpenVINO '
             'would emulate it or run f32 instead. Choose fp32 or int8')
     return [p for p in PRECISIONS if p in precisions]
@@ -318,8 +317,8 @@ def plan_backend(backend: str, precisions: Optional[Sequence[str]],
     if backend == 'onnxruntime':
         bad = [p for p in precisions or () if p not in ('fp32', 'int8')]
         if bad:
-            raise FuseError(f'--precision {bad[0]}: onnxruntime runs fp32 '
-                            'and int8 on the CPU; bf16 needs --backend '
+            raise FuseError(f'`precisions` {bad[0]}: onnxruntime runs fp32 '
+                            'and int8 on the CPU; bf16 needs `backend` '
                             'openvino')
         return dict(int8=int8 or 'int8' in (precisions or ()), openvino=[],
                     cpu=None)
@@ -328,6 +327,40 @@ def plan_backend(backend: str, precisions: Optional[Sequence[str]],
     chosen = check_precisions(precisions if precisions else
                               native_precisions(caps), caps)
     return dict(int8=int8 or 'int8' in chosen, openvino=chosen, cpu=caps)
+
+
+def resolve_options(opts):
+    """Deploy options (``DeployOptions``: ``backend``, ``precisions``,
+    ``int8``, ``save_ir``) with the backend plan applied
+    (:func:`plan_backend`): ``int8`` on when an INT8 precision is asked for,
+    ``precisions`` the OpenVINO precisions that will run. Call it before
+    any work: it raises on every bad combination.
+
+    Raises:
+        FuseError: see :func:`plan_backend`; ``save_ir`` without openvino.
+    """
+    import dataclasses
+    if opts.save_ir and opts.backend != 'openvino':
+        raise FuseError('`save_ir` (OpenVINO IR) needs `backend` openvino')
+    plan = plan_backend(opts.backend, opts.precisions, opts.int8)
+    return dataclasses.replace(opts, int8=plan['int8'],
+                               precisions=plan['openvino'] or None)
+
+
+def output_names(opts) -> List[str]:
+    """The IR files :func:`write_ir` adds for resolved ``opts``."""
+    if not opts.save_ir:
+        return []
+    return ir_names(['end2end.onnx'] + (['end2end_int8.onnx'] if opts.int8
+                                        else []))
+
+
+def write_ir(files: Dict[str, str]) -> List[str]:
+    """Each end-to-end file of ``files`` (name -> path) as IR beside it."""
+    out = []
+    for path in files.values():
+        out += save_ir(path, os.path.splitext(path)[0] + '.xml')
+    return out
 
 
 def openvino_sessions(files: Dict[str, str], precisions: Sequence[str],
@@ -353,7 +386,7 @@ def openvino_sessions(files: Dict[str, str], precisions: Sequence[str],
 
 
 def openvino_report(sessions: Dict[str, OpenVINOSession], run: Dict,
-                    caps: Dict, enforce: bool = True) -> Dict:
+                    caps: Dict, checks: Optional[Dict] = None) -> Dict:
     """The ``openvino`` section of the deploy report: per precision what
     ran and how its detections agree with torch's
     (:func:`~acnet_backbone.deploy.quantize.int8_agreement`: torch
@@ -364,28 +397,43 @@ def openvino_report(sessions: Dict[str, OpenVINOSession], run: Dict,
         run (dict): :func:`~acnet_backbone.deploy.end2end.run_side_by_side`
             of torch, onnxruntime and these sessions.
         caps (dict): :func:`cpu_capabilities`.
-        enforce (bool): fail when OpenVINO FP32 finds fewer than
-            :data:`MIN_FP32_AGREEMENT` of torch's detections (one-stage
-            detectors). Defaults to True.
-
-    Raises:
-        FuseError: ``enforce`` and OpenVINO FP32 disagrees with torch.
+        checks (dict, optional): session name -> its exact check against
+            torch (``end2end.check_against_torch``: the FP32 one), copied
+            in as ``check``.
     """
     from ..quantize import int8_agreement
     out = dict(version=openvino_version(), cpu=caps, precisions={})
     for name, session in sessions.items():
-        agreement = int8_agreement(run['torch'], run[name])
         out['precisions'][session.precision] = dict(
             name=name, file=os.path.basename(session.path),
-            compiled=session.ran, vs_torch=agreement)
-        found = agreement['matched']
-        if (enforce and session.precision == 'fp32' and found is not None
-                and found < MIN_FP32_AGREEMENT):
-            raise FuseError(
-                f'OpenVINO FP32 finds {found:.1%} of the torch detections '
-                f'(at least {MIN_FP32_AGREEMENT:.0%} expected); nothing '
-                'written')
+            compiled=session.ran,
+            vs_torch=int8_agreement(run['torch'], run[name]))
+        if checks and name in checks:
+            out['precisions'][session.precision]['check'] = checks[name]
     return out
+
+
+def summary_rows(section: Dict) -> List[tuple]:
+    """The deploy table's rows of a report's ``openvino`` section: the CPU,
+    the threads and, per precision, what the compiled model runs and how
+    many of torch's detections it finds."""
+    caps = section['cpu']
+    rows = [('CPU', capabilities_line(caps)),
+            ('OpenVINO', section['version'])]
+    for p, v in section['precisions'].items():
+        ran, agree = v['compiled'], v['vs_torch']
+        found = 'n/a' if agree['matched'] is None else \
+            f'{agree["matched"]:.1%}'
+        rows.append((f'OpenVINO {p.upper()} ran',
+                     f'{v["file"]}, hint {ran["hint"]}, convolutions '
+                     f'{ran["convolutions"]}, {ran["threads"] or "auto"} '
+                     f'threads; torch detections found (score >= '
+                     f'{agree["score_thr"]}, IoU >= {agree["iou_thr"]}): '
+                     f'{found}' + ('' if 'check' not in v else
+                                   f'; images matching torch exactly: '
+                                   f'{v["check"]["images"] - v["check"]["mismatched_images"]}'
+                                   f' of {v["check"]["images"]}')))
+    return rows
 
 
 def _backend_wrapper(session: OpenVINOSession):
@@ -430,7 +478,7 @@ def evaluate_openvino(cfg_path: str, deploy_cfg, onnx_path: str,
     from mmdeploy.apis import build_task_processor
     from mmengine.config import Config
 
-    from ..end2end import bbox_metrics
+    from ...study.runs import complete_metrics
     model_cfg = Config.fromfile(cfg_path)
     result = {}
     try:
@@ -441,8 +489,11 @@ def evaluate_openvino(cfg_path: str, deploy_cfg, onnx_path: str,
             model.wrapper = _backend_wrapper(session)
             runner = processor.build_test_runner(
                 model, os.path.join(work_dir, name))
-            result[name] = bbox_metrics(runner.test(),
-                                        model_cfg.test_evaluator)
+            metrics, _ = complete_metrics(runner.test(),
+                                          model_cfg.test_evaluator)
+            result[name] = {k.split('/')[-1]: float(v)
+                            for k, v in metrics.items()
+                            if k.startswith('coco/bbox')}
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return result
