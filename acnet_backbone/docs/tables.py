@@ -30,6 +30,25 @@ LABELS = {
     'fcn32s_acresnet18_shapes-ft': 'FCN-32s from ACResNet-18',
     'fcn-d8_fcnresnet18_shapes-ft': 'd8 FCN from ResNet-18',
     'fcn-d8_acresnet18_shapes-ft': 'd8 FCN from ACResNet-18',
+    # the starting-point study: START -> fine-tuned backbone
+    'retinanet_acresnet18-add-g0_fpn_shapes-ft': "plain -> ACB 'bn', gamma 0",
+    'retinanet_acresnet18-add-g1-3_fpn_shapes-ft': "plain -> ACB 'bn', gamma 1/3",
+    'retinanet_acresnet18-online-add-g0_fpn_shapes-ft':
+        "plain -> ACB 'online', scale 0",
+    'retinanet_acresnet18-online-add-g1-3_fpn_shapes-ft':
+        "plain -> ACB 'online', scale 1/3",
+    'retinanet_fcnresnet18-fused-acb_fpn_shapes-ft': 'ACB fused -> plain',
+    'fcn-d8_acresnet18-add-g0_shapes-ft': "d8 FCN, plain -> ACB 'bn', gamma 0",
+    'fcn-d8_acresnet18-online-add-g0_shapes-ft':
+        "d8 FCN, plain -> ACB 'online', scale 0",
+    'fcn-d8_fcnresnet18-fused-acb_shapes-ft': 'd8 FCN, ACB fused -> plain',
+}
+
+#: Shorter names for the rows of the results at a glance, where a study has
+#: several differences.
+SHORT = {
+    'retinanet_acresnet18_fpn_shapes': "'bn'",
+    'retinanet_acresnet18-online_fpn_shapes': "'online'",
 }
 
 #: Metrics given in percent (two decimals); the others are fractions (three).
@@ -353,7 +372,7 @@ def glance(ctx: Context) -> str:
             nd = digits(m)
             mode = ''
             if len(data['differences']) > 1:
-                mode = ", 'online'" if 'online' in d['config'] else ", 'bn'"
+                mode = ', ' + SHORT.get(d['config'], label(d['config']))
             rows.append([task, setting + mode, m,
                          num(means[d['baseline']][m + '_mean'], nd),
                          num(means[d['config']][m + '_mean'], nd),
