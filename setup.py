@@ -46,6 +46,9 @@ setup(
         # (its metadata pins protobuf<=3.20.2, which onnx cannot use)
         'deploy': ['onnx', 'onnxruntime', 'onnxscript', 'aenum',
                    'multiprocess', 'prettytable', 'terminaltables', 'dill'],
+        # OpenVINO runs of the end-to-end files (tools/deploy.py --backend
+        # openvino); tested with 2026.4
+        'openvino': ['openvino>=2026.4,<2027'],
     },
     license='Apache-2.0',
     zip_safe=False,
