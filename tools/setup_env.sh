@@ -16,6 +16,7 @@ MMPRETRAIN_SPEC="mmpretrain==1.2.0"
 MMDEPLOY_SPEC="mmdeploy==1.3.1"
 # mmseg.utils imports ftfy and regex, which mmsegmentation does not require
 MMSEG_SPEC="mmsegmentation==1.2.2 ftfy regex"
+OPENVINO_SPEC="openvino==2026.4.1"
 # mmdeploy's own requirements, less its protobuf<=3.20.2 pin (onnx needs a
 # newer protobuf: with the pin, pip would break the venv)
 MMDEPLOY_DEPS="aenum multiprocess prettytable terminaltables dill"
@@ -124,6 +125,16 @@ PY
 then
   say "installing $MMSEG_SPEC (semantic segmentation: FCN-32s and dilated FCN)"
   pipi $MMSEG_SPEC
+fi
+
+# optional: OpenVINO runs of the end-to-end files (tools/deploy.py --backend
+# openvino); without a wheel for this machine everything else still works
+if ! has <<'PY'
+import openvino
+PY
+then
+  say "installing $OPENVINO_SPEC (optional: tools/deploy.py --backend openvino)"
+  pipi $OPENVINO_SPEC || say "openvino not installed: --backend openvino is unavailable, the rest works"
 fi
 
 if ! has "$ROOT" <<'PY'
