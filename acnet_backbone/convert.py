@@ -242,6 +242,12 @@ def fuse_acb_sites(module: nn.Module, sites: Sequence[ACBSite]) -> int:
         norm = None
         if extra is not None:
             norm = module.get_submodule(site.norm) if site.norm else None
+            if not _absorbs_bias(norm) and norm is not None:
+                raise TypeError(
+                    f'{site.norm} is a {type(norm).__name__}, which cannot '
+                    'absorb the bias of the fused asymmetric branches: only a '
+                    'batch norm with running statistics can (use BN/SyncBN, '
+                    "or acb_mode='online'); nothing fused")
             if not _absorbs_bias(norm):
                 raise TypeError(
                     f'{site.conv}: nothing absorbs the fused branches\' bias '

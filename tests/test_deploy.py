@@ -174,13 +174,16 @@ def test_unwritable_output_folder_is_refused(trained, monkeypatch):
 
     from types import SimpleNamespace
 
-    from acnet_backbone.deploy import staging
+    import tempfile
+
+    from acnet_backbone import staging
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, 'Permission denied')
 
     # only the staging helper's mkdtemp fails (mmengine's Config uses one too)
-    monkeypatch.setattr(staging, 'tempfile', SimpleNamespace(mkdtemp=refuse))
+    monkeypatch.setattr(staging, 'tempfile', SimpleNamespace(
+        mkdtemp=refuse, mkstemp=tempfile.mkstemp))
     out = tmp / 'unwritable'
     with pytest.raises(FuseError, match='not writable .Permission denied.'):
         fuse_checkpoint(CONFIG, ckpt, str(out), shape=SHAPE, analyze=False)
@@ -220,7 +223,7 @@ def test_output_folder_is_a_file(trained):
 
 def test_failed_verification_writes_nothing(trained, monkeypatch):
     ckpt, tmp = trained
-    from acnet_backbone.deploy import checkpoint as ck
+    from acnet_backbone.deploy import core as ck
 
     real = ck.fuse_model
 

@@ -70,6 +70,19 @@ model = dict(
     test_cfg=dict(rcnn=dict(score_thr=0.0, max_per_img=20)))
 '''
 
+# a plain (no ACB) ResNeXt RetinaNet: a backbone this package does not fuse
+RESNEXT = '''
+_base_ = '{root_dir}/configs/shapes/retinanet_fcnresnet18_fpn_shapes.py'
+model = dict(
+    backbone=dict(_delete_=True, type='ResNeXt', depth=50, groups=2,
+                  base_width=4, base_channels=8, out_indices=(0, 1, 2, 3),
+                  norm_cfg=dict(type='BN', requires_grad=True),
+                  norm_eval=True, style='pytorch'),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=32),
+    bbox_head=dict(in_channels=32, feat_channels=32,
+                   norm_cfg=dict(num_groups=8)))
+'''
+
 
 def _setup(tmp, name, body, data_root=None):
     config = tmp / f'{name}.py'
@@ -396,3 +409,44 @@ def test_bbox_metrics_of_a_detector_that_detects_nothing():
     full = bbox_metrics({'coco/bbox_mAP': 0.5, 'coco/bbox_mAP_50': 0.7,
                          'coco/other': 1.0}, evaluator)
     assert full == {'bbox_mAP': 0.5, 'bbox_mAP_50': 0.7}
+
+
+def test_plain_resnext_detector_is_refused_in_one_line(work):
+    """tools/deploy.py and tools/fuse.py on a plain ResNeXt RetinaNet
+    checkpoint: one error line (the segmentation path's, see
+    tests/test_segmentation.py), exit 2, nothing written."""
+    config, ckpt = _setup(work, 'resnext', RESNEXT)
+    for tool in (TOOL, osp.join(ROOT, 'tools', 'fuse.py')):
+        out = work / f'resnext_{osp.basename(tool)}'
+        result = subprocess.run(
+            [sys.executable, tool, config, ckpt, '--out-dir', str(out)],
+            capture_output=True, text=True, cwd=ROOT, timeout=900)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, \
+            result.stderr[-2000:]
+        assert lines[0] == ("error: backbone 'ResNeXt' is not an "
+                            'acnet_backbone backbone (ACResNet, FCNResNet, '
+                            'ACNet): nothing to fuse'), lines[0]
+        assert not out.exists()
+
+
+def test_missing_mmdeploy_or_op_library_is_one_error(work, monkeypatch):
+    from acnet_backbone.deploy import end2end
+    from acnet_backbone.errors import FuseError
+    config, ckpt = _setup(work, 'retina_missing', RETINA)
+    out = work / 'missing_out'
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, 'mmdeploy', None)  # import fails
+        with pytest.raises(FuseError, match='mmdeploy is not installed'):
+            end2end.deploy_checkpoint(config, ckpt, str(out), num_images=1)
+    assert not out.exists()
+    # the exported file needs custom ops and no library provides them
+    monkeypatch.setattr(end2end, 'needs_custom_ops',
+                        lambda path: ['TRTBatchedNMS'])
+    monkeypatch.setattr(end2end, 'ort_custom_ops_library', lambda: None)
+    with pytest.raises(FuseError, match=r"needs custom ops \['TRTBatchedNMS'"
+                       r"\] but mmdeploy's onnxruntime op library was not "
+                       'found') as err:
+        end2end.deploy_checkpoint(config, ckpt, str(out), num_images=1)
+    assert '\n' not in str(err.value)
+    assert not out.exists()

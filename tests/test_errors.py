@@ -44,3 +44,31 @@ def test_real_dataloader_worker_error():
         next(iter(DataLoader(Data(), num_workers=1)))
     assert '\n' in str(err.value)  # torch's wrapped form
     assert one_line(err.value) == 'item 0 does not fit'
+
+
+def test_one_hierarchy_under_one_base():
+    from acnet_backbone.deploy.errors import FuseError as DeployFuseError
+    from acnet_backbone.errors import AcnetError, FuseError
+    from acnet_backbone.seg import SegMapError
+    from acnet_backbone.study import StudyError, StudyRunError
+    assert DeployFuseError is FuseError
+    for cls in (InputError, FuseError, PretrainedMismatchError, SegMapError,
+                StudyError, StudyRunError):
+        assert issubclass(cls, AcnetError), cls
+    # bad input (exit 2) vs a failed run (exit 1)
+    assert issubclass(StudyError, InputError)
+    assert not issubclass(StudyRunError, InputError)
+    # the builtin bases they had stay, for callers that catch those
+    assert issubclass(InputError, ValueError)
+    assert issubclass(FuseError, RuntimeError)
+
+
+def test_flag_message_maps_arguments_to_flags():
+    from acnet_backbone.errors import FuseError, flag_message
+    err = FuseError('out/fused.pth exists; pass `force` to overwrite\n')
+    assert flag_message(err, dict(force='--force')) == \
+        'out/fused.pth exists; pass --force to overwrite'
+    # a word that is no argument in backquotes stays as it is
+    assert flag_message(FuseError('`num_images` is for segmentors'),
+                        dict(force='--force')) == \
+        '`num_images` is for segmentors'

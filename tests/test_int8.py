@@ -13,8 +13,8 @@ from torch import nn
 
 from acnet_backbone.deploy.errors import FuseError
 from acnet_backbone.deploy.quantize import (calibration_set, int8_agreement,
-                                            int8_study, network_nodes,
-                                            quantize_end2end)
+                                            network_nodes, quantize_end2end)
+from acnet_backbone.study.int8 import int8_study
 from test_end2end import PLAIN_ORT, RETINA, _setup, make_work, run_tool
 
 onnx = pytest.importorskip('onnx')
@@ -184,6 +184,31 @@ def test_nothing_to_quantise_and_bad_options(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['conv.onnx', 'noconv.onnx']
 
 
+def test_conversion_or_quantisation_failure_leaves_nothing(tmp_path,
+                                                           monkeypatch):
+    from onnx import version_converter
+
+    from acnet_backbone.deploy import quantize
+    fp32, out = tmp_path / 'fp32.onnx', tmp_path / 'int8.onnx'
+    _export(TinyEnd2End(), fp32)
+
+    def no_conversion(model, opset):
+        raise RuntimeError('no adapter for Resize\nsecond line')
+
+    with monkeypatch.context() as m:
+        m.setattr(version_converter, 'convert_version', no_conversion)
+        with pytest.raises(FuseError, match='cannot convert the ONNX file '
+                           'from opset 11 to 13: RuntimeError') as err:
+            quantize_end2end(str(fp32), str(out), _calib())
+        assert '\n' not in str(err.value)
+    # onnxruntime wrote a file but quantised no weight in it
+    monkeypatch.setattr(quantize, 'count_quantized', lambda path: dict(
+        weights=0, activations=0, opset=13))
+    with pytest.raises(FuseError, match='onnxruntime quantised no weight'):
+        quantize_end2end(str(fp32), str(out), _calib())
+    assert sorted(os.listdir(tmp_path)) == ['fp32.onnx']
+
+
 def test_int8_agreement():
     fp32 = [(np.array([[0, 0, 10, 10, 0.9], [20, 20, 30, 30, 0.8],
                        [0, 0, 5, 5, 0.1]], np.float32), np.array([1, 2, 0]))]
@@ -340,3 +365,6 @@ def test_int8_study_summarises_and_resumes(tmp_path, monkeypatch):
     # a second call reads the finished reports back instead of redeploying
     again = int8_study(runs, str(tmp_path), calib_images=8)
     assert len(calls) == 5 and again == result
+    # force: every run deployed again, over its old report
+    forced = int8_study(runs, str(tmp_path), calib_images=8, force=True)
+    assert len(calls) == 10 and forced == result

@@ -313,6 +313,15 @@ def test_fuse_verify_export(trained, tmp_path, name):
     assert got.shape == ref.shape == (2, 5, 80, 100)
     check = check_predictions(got, ref)
     assert check['max_rel_err'] < 1e-4 and check['unexplained'] == 0
+    # fused vs trained, independently of the report: the trained model from
+    # its own config and checkpoint against the written stock files
+    trained_model = build_segmentor(Config.fromfile(config)).eval()
+    trained_model.load_state_dict(
+        torch.load(ckpt, weights_only=True)['state_dict'], strict=True)
+    with torch.no_grad():
+        want = SegLogits(trained_model)(x)
+    assert (ref - want).abs().max() <= 1e-5 * want.abs().max()
+    assert (ref.argmax(1) == want.argmax(1)).float().mean() > 0.999
 
 
 CHECK_STOCK = import_blocker('acnet_backbone') + r'''
@@ -375,7 +384,7 @@ def test_bad_inputs_write_nothing(trained, tmp_path):
     out = tmp_path / 'kept'
     out.mkdir()
     (out / 'fused.pth').write_bytes(b'old')
-    with pytest.raises(FuseError, match='--force'):
+    with pytest.raises(FuseError, match='pass `force`'):
         fuse_segmentor_checkpoint(d8_cfg, d8_ckpt, str(out), shape=(64, 64))
     assert (out / 'fused.pth').read_bytes() == b'old'
     assert os.listdir(out) == ['fused.pth']
@@ -526,3 +535,91 @@ def test_fraction_map_miou():
                         (([label[None]], 8, 3), '2-D')]:
         with pytest.raises(ValueError, match=words):
             fraction_map_miou(*args)
+
+
+# ------------------------------------------------ the deploy core's paths
+def _plain_d8(seg_data, tmp_path):
+    """A plain (FCNResNet, no ACB) d8 segmentor: its config and a
+    checkpoint with random BN statistics."""
+    cfg = tiny_config(D8_PLAIN, seg_data, tmp_path / 'w')
+    path = tmp_path / 'plain.py'
+    cfg.dump(str(path))
+    model = randomize_bn(build_segmentor(cfg), seed=2)
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'plain.pth')
+    return str(path), str(tmp_path / 'plain.pth')
+
+
+def test_plain_segmentor_is_converted_without_require_acb(seg_data, tmp_path):
+    config, ckpt = _plain_d8(seg_data, tmp_path)
+    out = tmp_path / 'out'
+    report = fuse_segmentor_checkpoint(config, ckpt, str(out), onnx=True,
+                                       shape=(64, 64), require_acb=False)
+    assert report['fused']['max_rel_err'] == 0  # nothing fused: the same
+    assert report['onnx']['unexplained'] == 0
+    assert sorted(os.listdir(out)) == ['fused.onnx', 'fused.pth',
+                                       'fused_config.py']
+    assert Config.fromfile(str(out / 'fused_config.py')).model.backbone[
+        'type'] == 'mmdet.ResNet'
+
+
+def test_failed_seg_check_or_export_writes_nothing(trained, tmp_path,
+                                                   monkeypatch):
+    from acnet_backbone.deploy import core
+    config, ckpt = trained['fcn-d8_acresnet18_shapes.py']
+    real = core.fuse_model
+
+    def broken(model, inplace=False):
+        fused = real(model, inplace)
+        with torch.no_grad():
+            fused.backbone.layer1[0].conv1.weight.mul_(1.5)
+        return fused
+
+    with monkeypatch.context() as m:
+        m.setattr(core, 'fuse_model', broken)
+        with pytest.raises(FuseError, match='fused vs trained check failed'):
+            fuse_segmentor_checkpoint(config, ckpt, str(tmp_path / 'a'),
+                                      shape=(64, 64))
+    assert not (tmp_path / 'a').exists()
+
+    def no_export(*args, **kwargs):
+        raise RuntimeError('no symbolic for this op\nsecond line')
+
+    monkeypatch.setattr(torch.onnx, 'export', no_export)
+    with pytest.raises(FuseError, match='cannot export the fused model to '
+                       'ONNX: RuntimeError: no symbolic') as err:
+        fuse_segmentor_checkpoint(config, ckpt, str(tmp_path / 'b'),
+                                  onnx=True, shape=(64, 64))
+    assert '\n' not in str(err.value)
+    assert not (tmp_path / 'b').exists()
+
+
+def test_foreign_backbone_refused_in_one_line_by_both_tools(seg_data,
+                                                           tmp_path):
+    """A plain segmentor of a backbone this package does not fuse (mmdet's
+    ResNeXt): refused by tools/deploy.py and tools/fuse.py in the same one
+    line as a detector of it (tests/test_end2end.py), nothing written."""
+    cfg = tiny_config(D8_PLAIN, seg_data, tmp_path / 'w')
+    cfg.model.backbone = dict(type='mmdet.ResNeXt', depth=50, groups=2,
+                              base_width=4, base_channels=8,
+                              strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
+                              out_indices=(0, 1, 2, 3))
+    cfg.model.decode_head.in_channels = 256
+    cfg.model.auxiliary_head.in_channels = 128
+    path = tmp_path / 'resnext.py'
+    cfg.dump(str(path))
+    # refused on the config, before the checkpoint is read
+    torch.save(dict(state_dict=dict(x=torch.zeros(1))),
+               tmp_path / 'resnext.pth')
+    for tool in ('deploy.py', 'fuse.py'):
+        out = tmp_path / f'out_{tool}'
+        result = subprocess.run(
+            [sys.executable, osp.join(ROOT, 'tools', tool), str(path),
+             str(tmp_path / 'resnext.pth'), '--out-dir', str(out)],
+            capture_output=True, text=True, cwd=ROOT, timeout=900)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, \
+            result.stderr[-2000:]
+        assert lines[0] == ("error: backbone 'mmdet.ResNeXt' is not an "
+                            'acnet_backbone backbone (ACResNet, FCNResNet, '
+                            'ACNet): nothing to fuse'), lines[0]
+        assert not out.exists()

@@ -6,6 +6,8 @@ mmdeploy to an ONNX file that returns boxes, check it in onnxruntime.
         [--shape H W] [--num-images N] [--force] [--json FILE]
         [--int8 [--calib-images N] [--int8-scope conv|network]
          [--int8-activations u8|s8] [--calib-method M]] [--threads T]
+        [--backend onnxruntime|openvino [--precision fp32|bf16|int8 ...]
+         [--save-ir]]
 
 Writes DIR/end2end.onnx (input `input`: the preprocessed [1, 3, H, W]
 tensor; outputs `dets` [1, K, 5] and `labels` [1, K]), DIR/deploy_config.py
@@ -16,6 +18,12 @@ With --int8 it also writes DIR/end2end_int8.onnx (same input and outputs):
 onnxruntime static quantisation of the network's convolutions (QDQ, int8
 per-channel weights, uint8 activations calibrated on N training images),
 box decoding and NMS in float; --eval then reports FP32 and INT8 side by side.
+With --backend openvino the same files also run in OpenVINO (CPU), compiled
+with an explicit precision (fp32, bf16: only on a CPU with native BF16, int8:
+the INT8 file; default every one the CPU runs natively), checked against
+torch, timed and evaluated beside onnxruntime; the report names the
+precision each compiled model runs, the threads and the CPU's AMX/BF16/
+VNNI/AVX2; --save-ir adds DIR/end2end.xml/.bin (and end2end_int8.xml/.bin).
 
 An mmseg segmentor config is deployed as tools/fuse.py --onnx deploys it
 (its end-to-end output is the per-pixel class scores): DIR/fused.onnx,
@@ -36,6 +44,13 @@ warnings.filterwarnings('ignore', category=DeprecationWarning)
 # read; the ONNX file is checked numerically instead
 warnings.filterwarnings('ignore', message='.*TracerWarning')
 warnings.filterwarnings('ignore', module=r'mmdeploy\.|torch\.onnx|mmcv\.ops')
+
+# the package's argument names in messages -> this tool's flags
+FLAGS = dict(force='--force', int8='--int8', threads='--threads',
+             num_images='--num-images', shape='--shape', rtol='--rtol',
+             calib_images='--calib-images', evaluate='--eval',
+             backend='--backend', precisions='--precision',
+             save_ir='--save-ir')
 
 
 def parse_args(argv=None):
@@ -71,53 +86,16 @@ def parse_args(argv=None):
                         help='activation range calibration')
     parser.add_argument('--threads', type=int, help='onnxruntime threads of '
                         'the check and latency sessions (default: its choice)')
+    parser.add_argument('--backend', choices=['onnxruntime', 'openvino'],
+                        default='onnxruntime', help='openvino: also run the '
+                        'end-to-end files in OpenVINO (check, latency, mAP)')
+    parser.add_argument('--precision', nargs='+', dest='precisions',
+                        choices=['fp32', 'bf16', 'int8'], help='precisions to '
+                        'run (default: fp32; openvino: every one this CPU '
+                        'runs natively); int8 implies --int8')
+    parser.add_argument('--save-ir', action='store_true', help='openvino: '
+                        'also write the files as OpenVINO IR (.xml/.bin)')
     return parser.parse_args(argv)
-
-
-def _fmt(value, spec='.3g'):
-    return 'n/a' if value is None else format(value, spec)
-
-
-def print_table(report):
-    check = report['check']
-    rows = [('fused vs trained, max rel err',
-             f'{report["fuse_max_rel_err"]:.3g}'),
-            ('ONNX vs torch, images / detections',
-             f'{check["images"]} / {check["detections"]}'),
-            ('ONNX vs torch, max box err (px)',
-             _fmt(check['max_box_err_px'])),
-            ('ONNX vs torch, max score err', _fmt(check['max_score_err']))]
-    if check['mismatched_images']:
-        rows.append(('ONNX vs torch, images that differ', ', '.join(
-            os.path.basename(d['image']) for d in check['differing_images'])))
-    # torch, FP32 ONNX and (with --int8) INT8 ONNX side by side
-    names = [n for n in ('torch', 'onnx', 'onnx_int8')
-             if n in report['latency_ms']]
-    head = ' / '.join(dict(torch='torch', onnx='ONNX',
-                           onnx_int8='INT8')[n] for n in names)
-    lat = report['latency_ms']
-    shape = 'x'.join(map(str, lat['input_shape'][-2:]))
-    rows.append((f'median latency {head} (ms, {shape})',
-                 ' / '.join(f'{lat[n]:.1f}' for n in names)))
-    if 'eval' in report:
-        for key in ('bbox_mAP', 'bbox_mAP_50'):
-            rows.append((f'{key} {head}', ' / '.join(
-                f'{report["eval"][n][key]:.3f}' for n in names)))
-    if 'int8' in report:
-        q = report['int8']
-        rows.append(('INT8', f'{q["scope"]}, weights {q["weights"]}, '
-                     f'activations {q["activations"]}, {q["calibrate_method"]}'
-                     f' on {q["calib_images"]} training images, opset '
-                     f'{q["opset"]}'))
-        rows.append(('INT8 vs ONNX, detections found (IoU >= '
-                     f'{q["vs_fp32"]["iou_thr"]})', _fmt(q['vs_fp32'][
-                         'matched'], '.1%')))
-    custom = report['onnx']['custom_ops']
-    rows.append(('custom ops needed', ', '.join(custom) + ' (mmdeploy '
-                 'onnxruntime op library)' if custom else 'none'))
-    print('| check | value |\n| --- | --- |')
-    for name, value in rows:
-        print(f'| {name} | {value} |')
 
 
 def main(argv=None) -> int:
@@ -137,12 +115,12 @@ def main(argv=None) -> int:
     warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
     from mmengine.logging import MMLogger
 
-    from acnet_backbone.deploy.checkpoint import FuseError
-    from acnet_backbone.deploy.end2end import deploy_any_checkpoint
+    from acnet_backbone.deploy import core, end2end
+    from acnet_backbone.errors import AcnetError, flag_message
     from acnet_backbone.staging import write_json
     logger = MMLogger.get_instance('acnet_deploy', log_level='INFO')
     try:
-        report = deploy_any_checkpoint(
+        report = end2end.deploy_any_checkpoint(
             args.config, args.checkpoint, args.out_dir, evaluate=args.eval,
             shape=tuple(args.shape) if args.shape else None,
             num_images=args.num_images, rtol=args.rtol, force=args.force,
@@ -150,15 +128,13 @@ def main(argv=None) -> int:
             int8_options=dict(scope=args.int8_scope,
                               activations=args.int8_activations,
                               method=args.calib_method),
-            threads=args.threads)
-    except FuseError as err:
-        print(f'error: {err}', file=sys.stderr)
+            threads=args.threads, backend=args.backend,
+            precisions=args.precisions, save_ir=args.save_ir)
+    except AcnetError as err:
+        print(f'error: {flag_message(err, FLAGS)}', file=sys.stderr)
         return 2
-    if 'fused' in report:  # a segmentor
-        from acnet_backbone.seg.deploy import summary_lines
-        print('\n'.join(summary_lines(report)))
-    else:
-        print_table(report)
+    lines = core.summary_lines if 'fused' in report else end2end.summary_lines
+    print('\n'.join(lines(report)))
     for path in report['outputs']:
         print(f'wrote {path}')
     print(f'took {report["seconds"]:.1f} s')

@@ -19,6 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # mmengine imports pkg_resources (setuptools<81): harmless, keep it off the console
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
+# the package's argument names in messages -> this tool's flags
+FLAGS = dict(force='--force', onnx='--onnx', image='--image',
+             num_images='--num-images', shape='--shape', rtol='--rtol')
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,8 +61,9 @@ def main(argv=None) -> int:
         return 2
     from mmengine.logging import MMLogger
 
-    from acnet_backbone.deploy.checkpoint import (FuseError,
-                                                  fuse_any_checkpoint)
+    from acnet_backbone.deploy.checkpoint import fuse_any_checkpoint
+    from acnet_backbone.deploy.core import summary_lines
+    from acnet_backbone.errors import AcnetError, flag_message
     from acnet_backbone.staging import write_json
     logger = MMLogger.get_instance('acnet_fuse', log_level='INFO')
     try:
@@ -68,33 +73,16 @@ def main(argv=None) -> int:
             image=args.image, num_images=args.num_images, rtol=args.rtol,
             opset=args.opset, force=args.force,
             analyze=not args.no_analysis, logger=logger)
-    except FuseError as err:
-        print(f'error: {err}', file=sys.stderr)
+    except AcnetError as err:
+        print(f'error: {flag_message(err, FLAGS)}', file=sys.stderr)
         return 2
-    if 'fused' in report:  # a segmentor
-        from acnet_backbone.seg.deploy import summary_lines
-        print('\n'.join(summary_lines(report)))
-    else:
-        print_detector(report)
+    print('\n'.join(summary_lines(report)))
     for path in report['outputs']:
         print(f'wrote {path}')
     print(f'took {report["seconds"]:.1f} s')
     if args.json:
         write_json(args.json, report)
     return 0
-
-
-def print_detector(report):
-    print(f'fused vs unfused: max abs err {report["max_abs_err"]:.3g}, '
-          f'max rel err {report["max_rel_err"]:.3g} (input '
-          f'{tuple(report["input_shape"])})')
-    if 'before' in report:
-        b, a = report['before'], report['after']
-        print(f'parameters {b["params"]:,} -> {a["params"]:,}; '
-              f'FLOPs {b["flops"] / 1e9:.2f} G -> {a["flops"] / 1e9:.2f} G')
-    for r in report.get('onnx', []):
-        print(f'onnxruntime vs torch at {tuple(r["shape"])}: max abs err '
-              f'{r["max_abs_err"]:.3g}, max rel err {r["max_rel_err"]:.3g}')
 
 
 if __name__ == '__main__':

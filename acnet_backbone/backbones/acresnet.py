@@ -1,10 +1,10 @@
-from typing import Dict, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
 from mmdet.registry import MODELS
 from torch import nn
 
-from ..fusion import fold_bias_into_bn
+from ..convert import ACBSite, fuse_acb_sites
 from ..layers import ACB_MODES, ACBranches, ACConv2d
 from .base import ResNetWithTop
 
@@ -158,35 +158,9 @@ class ACResNet(ResNetWithTop):
         """
         if self.deploy:
             return
-        plans: List[Tuple[nn.Module, str, nn.Module, Dict]] = []
-        for layer_name in self.res_layers:
-            for idx, block in enumerate(getattr(self, layer_name)):
-                for conv_name, norm_name in acb_sites(block):
-                    conv = getattr(block, conv_name)
-                    if not isinstance(conv, ACConv2d):
-                        continue
-                    where = f'{layer_name}.{idx}'
-                    try:
-                        plain, extra = conv.fuse()
-                    except (TypeError, ValueError) as err:
-                        raise TypeError(f'{where}.{conv_name}: {err}') from None
-                    norm = getattr(block, norm_name)
-                    where = f'{where}.{norm_name}'
-                    plans.append((block, conv_name, plain,
-                                  dict(extra=extra, norm=norm, where=where)))
-        # check all before changing anything: never leave a half-fused model
-        from torch.nn.modules.batchnorm import _BatchNorm
-        for _, _, _, info in plans:
-            if info['extra'] is not None and not (
-                    isinstance(info['norm'], _BatchNorm)
-                    and info['norm'].running_mean is not None):
-                raise TypeError(
-                    f'{info["where"]} is a {type(info["norm"]).__name__}, '
-                    'which cannot absorb the bias of the fused asymmetric '
-                    'branches: only a batch norm with running statistics can '
-                    '(use BN/SyncBN, or acb_mode="online")')
-        for block, conv_name, plain, info in plans:
-            if info['extra'] is not None:
-                fold_bias_into_bn(info['extra'], info['norm'])
-            setattr(block, conv_name, plain)
+        sites = [ACBSite(f'{layer}.{i}.{conv}', f'{layer}.{i}.{norm}')
+                 for layer in self.res_layers
+                 for i, block in enumerate(getattr(self, layer))
+                 for conv, norm in acb_sites(block)]
+        fuse_acb_sites(self, sites)
         self.deploy = True

@@ -26,24 +26,28 @@ height, ``min_bbox_size``); they overlap nothing, drop them if they bother
 you.
 """
 import copy
-import json
+import dataclasses
 import os
 import shutil
 import statistics
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
 
-from .checkpoint import (build_detector, fuse_checkpoint, load_config,
-                         preprocess)
+from ..errors import FuseError
+from ..staging import check_out_dir, staged_outputs, write_json
+from .backends import openvino
 from .backends.onnxruntime import ort_session  # noqa: F401 (re-export)
-from .errors import FuseError
+from .common import load_config
+from .core import FuseOptions, fuse
 from .mmdeploy_compat import mmdeploy_export_compat, ort_custom_ops_library
-from .staging import check_out_dir, staged_outputs
+from .tasks import task_for
+from .tasks.detection import (DetectionTask, build_detector,  # noqa: F401
+                              dataset_images, preprocess)
 
 DEPLOY_OUTPUTS = ('end2end.onnx', 'deploy_config.py', 'fused.pth',
                   'fused_config.py', 'deploy_report.json')
@@ -91,28 +95,6 @@ def needs_custom_ops(onnx_path: str) -> List[str]:
     model = onnx.load(onnx_path, load_external_data=False)
     return sorted({n.op_type for n in model.graph.node
                    if n.domain not in ('', 'ai.onnx')})
-
-
-def dataset_images(cfg: Config, limit: Optional[int],
-                   split: str = 'test', spread: bool = False) -> List[str]:
-    """Image paths of the config's ``split`` (``'test'`` or ``'train'``)
-    dataset (wrappers such as ``RepeatDataset`` unwrapped): the first
-    ``limit``, or with ``spread`` ``limit`` images evenly spaced over the
-    set; None: all."""
-    from mmdet.registry import DATASETS
-    from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    ds_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
-    while 'dataset' in ds_cfg:
-        ds_cfg = ds_cfg.dataset
-    ds_cfg.pipeline = []
-    ds_cfg.lazy_init = False
-    ds_cfg.serialize_data = False  # an empty set cannot be serialised
-    dataset = DATASETS.build(ds_cfg)
-    n = len(dataset) if limit is None else min(limit, len(dataset))
-    index = (np.linspace(0, len(dataset) - 1, n).round().astype(int)
-             if spread and n else range(n))
-    return [dataset.get_data_info(int(i))['img_path'] for i in index]
 
 
 def torch_detections(model, inputs, samples) -> Tuple[np.ndarray, np.ndarray]:
@@ -301,9 +283,10 @@ def run_side_by_side(stock, cfg: Config, images: Sequence[str],
 
 
 def check_against_torch(run: Dict, cfg: Config, images: Sequence[str],
-                        enforce: bool, logger) -> Dict:
-    """Compare the FP32 file's detections (``run['onnx']``) with torch's,
-    image by image (:func:`match_detections`).
+                        enforce: bool, logger, name: str = 'onnx') -> Dict:
+    """Compare the FP32 file's detections (``run[name]``: onnxruntime's,
+    or OpenVINO FP32's) with torch's, image by image
+    (:func:`match_detections`).
 
     Args:
         run (dict): the result of :func:`run_side_by_side`.
@@ -327,7 +310,7 @@ def check_against_torch(run: Dict, cfg: Config, images: Sequence[str],
     checks = [match_detections(ref, got, nms_cfg.get('min_bbox_size', -1),
                                nms_cfg.get('score_thr', 0),
                                nms_cfg.get('max_per_img'))
-              for ref, got in zip(run['torch'], run['onnx'], strict=True)]
+              for ref, got in zip(run['torch'], run[name], strict=True)]
     bad = [(path, c) for path, c in zip(images, checks)
            if c['max_box_err'] is None or c['max_box_err'] > BOX_ATOL
            or c['max_score_err'] > SCORE_ATOL]
@@ -339,7 +322,8 @@ def check_against_torch(run: Dict, cfg: Config, images: Sequence[str],
         degenerate_onnx_boxes=sum(c['n_degenerate'] for c in checks),
         differing_images=[dict(image=path, **c) for path, c in bad])
     box_err = check['max_box_err_px']
-    logger.info(f'onnxruntime vs torch on {len(checks)} images: '
+    label = 'onnxruntime' if name == 'onnx' else name
+    logger.info(f'{label} vs torch on {len(checks)} images: '
                 f'{check["detections"]} detections, max box error '
                 f'{"n/a" if box_err is None else f"{box_err:.3g}"} px, '
                 f'{len(bad)} images differ')
@@ -348,7 +332,8 @@ def check_against_torch(run: Dict, cfg: Config, images: Sequence[str],
         err = 'n/a' if c['max_box_err'] is None else \
             f'{c["max_box_err"]:.3g} px'
         raise FuseError(
-            f'ONNX check failed on {len(bad)} of {len(checks)} images (first: '
+            f'{"ONNX" if name == "onnx" else label} check failed on '
+            f'{len(bad)} of {len(checks)} images (first: '
             f'{path}: {c["n_onnx"]} vs {c["n_torch"]} detections, box error '
             f'{err}); nothing written')
     if bad:
@@ -430,38 +415,18 @@ def _input_images(cfg: Config, config: str, images: Optional[Sequence[str]],
     return list(images)
 
 
-def deploy_checkpoint(config: str,
-                      checkpoint: str,
-                      out_dir: str,
-                      evaluate: bool = False,
-                      shape: Optional[Tuple[int, int]] = None,
-                      num_images: int = 20,
-                      rtol: float = 1e-4,
-                      opset: int = 11,
-                      force: bool = False,
-                      logger=None,
-                      images: Optional[Sequence[str]] = None,
-                      int8: bool = False,
-                      calib_images: Union[int, Sequence[str]] = 64,
-                      int8_options: Optional[Dict] = None,
-                      threads: Optional[int] = None) -> Dict:
-    """Fuse, verify and export a detector end to end through mmdeploy;
-    optionally quantise the export to INT8.
+@dataclasses.dataclass
+class DeployOptions:
+    """How :func:`deploy` checks, what it measures and writes.
 
     Args:
-        config (str): the training config.
-        checkpoint (str): the trained checkpoint (loaded safely, strictly).
-        out_dir (str): where ``end2end.onnx``, ``deploy_config.py`` (the
-            mmdeploy config used), ``fused.pth``, ``fused_config.py``,
-            ``deploy_report.json`` and, with ``int8``,
-            ``end2end_int8.onnx`` go.
         evaluate (bool): bbox mAP of torch and ONNX (and INT8) on the test
             set. Defaults to False.
         shape (tuple[int, int], optional): H, W of the random fusion check
-            input; None: the first test image through the test pipeline.
+            input; None: the first check image through the test pipeline.
         num_images (int): test images for the onnxruntime-vs-torch check and
             the latency. Defaults to 20.
-        rtol (float): fusion tolerance, as in ``fuse_checkpoint``.
+        rtol (float): fusion tolerance. Defaults to 1e-4.
         opset (int): ONNX opset of ``end2end.onnx``. Defaults to 11
             (mmdeploy's); the INT8 file is converted to
             :data:`~acnet_backbone.deploy.quantize.INT8_OPSET`.
@@ -480,7 +445,44 @@ def deploy_checkpoint(config: str,
         int8_options (dict, optional): keyword arguments of
             ``quantize_end2end`` (``scope``, ``activations``, ``method``).
         threads (int, optional): onnxruntime intra-op threads of the check
-            and latency sessions; None: onnxruntime's choice.
+            and latency sessions (OpenVINO's too); None: the runtime's choice.
+        backend (str): ``'onnxruntime'`` or ``'openvino'``: the end-to-end
+            files also compiled by OpenVINO, checked against torch, timed
+            and (``evaluate``) evaluated beside onnxruntime
+            (:mod:`.backends.openvino`). Defaults to ``'onnxruntime'``.
+        precisions (list[str], optional): ``fp32``/``bf16``/``int8``; int8
+            implies ``int8``; None: onnxruntime fp32, OpenVINO every
+            precision the CPU runs natively. Defaults to None.
+        save_ir (bool): openvino: also write the files as OpenVINO IR
+            (``end2end.xml``/``.bin``, ``end2end_int8.xml``/``.bin``).
+            Defaults to False.
+    """
+    evaluate: bool = False
+    shape: Optional[Tuple[int, int]] = None
+    num_images: int = 20
+    rtol: float = 1e-4
+    opset: int = 11
+    force: bool = False
+    logger: Any = None
+    images: Optional[Sequence[str]] = None
+    int8: bool = False
+    calib_images: Union[int, Sequence[str]] = 64
+    int8_options: Optional[Dict] = None
+    threads: Optional[int] = None
+    backend: str = 'onnxruntime'
+    precisions: Optional[Sequence[str]] = None
+    save_ir: bool = False
+
+
+def deploy_checkpoint(config: str, checkpoint: str, out_dir: str,
+                      **kwargs) -> Dict:
+    """Fuse, verify and export a detector end to end through mmdeploy;
+    optionally quantise the export to INT8. ``kwargs`` are the fields of
+    :class:`DeployOptions`.
+
+    Writes ``end2end.onnx``, ``deploy_config.py`` (the mmdeploy config
+    used), ``fused.pth``, ``fused_config.py``, ``deploy_report.json`` and,
+    with ``int8``, ``end2end_int8.onnx`` into ``out_dir``, all at once.
 
     Returns:
         dict: the report that is also written as ``deploy_report.json``.
@@ -489,30 +491,37 @@ def deploy_checkpoint(config: str,
         FuseError: bad input, a model mmdeploy cannot export or quantise, or
             a failed check; nothing is written then.
     """
+    return deploy(config, checkpoint, out_dir, DeployOptions(**kwargs))
+
+
+def deploy(config: str, checkpoint: str, out_dir: str,
+           opts: DeployOptions) -> Dict:
+    """:func:`deploy_checkpoint` with its options as one object."""
     from mmengine.logging import MMLogger
-    logger = logger or MMLogger.get_current_instance()
+    logger = opts.logger or MMLogger.get_current_instance()
     start = time.perf_counter()
     cfg = load_config(config)
-    names = DEPLOY_OUTPUTS + ((INT8_OUTPUT, ) if int8 else ())
-    check_out_dir(out_dir, names, force)
+    opts = openvino.resolve_options(opts)  # backend and precisions
+    names = DEPLOY_OUTPUTS + ((INT8_OUTPUT, ) if opts.int8 else ()) + tuple(
+        openvino.output_names(opts))
+    check_out_dir(out_dir, names, opts.force)
     try:
         import mmdeploy  # noqa: F401
     except ImportError:
         raise FuseError('mmdeploy is not installed (tools/setup_env.sh '
                         'installs it)') from None
-    images = _input_images(cfg, config, images, num_images)
+    DetectionTask().stock_config(cfg)  # refuse a foreign backbone early
+    images = _input_images(cfg, config, opts.images, opts.num_images)
     calib = None
-    if int8:  # read the calibration set before any long step
+    if opts.int8:  # read the calibration set before any long step
         from .quantize import calibration_set
-        calib = calibration_set(cfg, config, calib_images)
+        calib = calibration_set(cfg, config, opts.calib_images)
     with staged_outputs(out_dir, names) as tmp:
-        report = _deploy_into(tmp, cfg, config, checkpoint, images, calib,
-                              evaluate, shape, rtol, opset, int8_options,
-                              threads, logger)
+        report = _deploy_into(tmp, config, checkpoint, images, calib, opts,
+                              logger)
         report['outputs'] = [os.path.join(out_dir, n) for n in names]
         report['seconds'] = round(time.perf_counter() - start, 1)
-        with open(os.path.join(tmp, 'deploy_report.json'), 'w') as f:
-            json.dump(report, f, indent=2)
+        write_json(os.path.join(tmp, 'deploy_report.json'), report)
     return report
 
 
@@ -527,52 +536,77 @@ def deploy_any_checkpoint(config: str,
                           **kwargs) -> Dict:
     """``tools/deploy.py``'s one call: a detector end to end through
     :func:`deploy_checkpoint`; an mmseg segmentor, whose end-to-end output
-    is its per-pixel class scores, through
-    :func:`acnet_backbone.seg.deploy.fuse_segmentor_checkpoint` with
-    ``onnx=True`` (``fused.onnx``): verified on a random ``shape`` input
-    (default 512x512) and on ``num_images`` test images, or on the whole test
-    set with ``evaluate``, with the mIoU of the trained, fused and ONNX
-    models. ``kwargs``: ``rtol``, ``force``, ``logger``, and for detectors
-    ``calib_images``, ``int8_options``, ``opset``, ``images``.
+    is its per-pixel class scores, through the deploy core
+    (:func:`acnet_backbone.deploy.core.fuse`) with ``onnx=True``
+    (``fused.onnx``): verified on a random ``shape`` input (default 512x512)
+    and on ``num_images`` test images, or on the whole test set with
+    ``evaluate``, with the mIoU of the trained, fused and ONNX models. As for
+    a detector, a plain (no-ACB) model of this package's backbones is
+    converted and verified too. ``kwargs``: ``rtol``, ``force``, ``logger``,
+    and for detectors ``calib_images``, ``int8_options``, ``opset``,
+    ``images``.
 
     Raises:
         FuseError: bad input (also an option only detectors take) or a
             failed check; nothing written.
     """
-    from .checkpoint import is_segmentor_config
-    cfg = load_config(config)
-    if not is_segmentor_config(cfg):
+    task = task_for(load_config(config))
+    if task.name == 'detector':
         return deploy_checkpoint(config, checkpoint, out_dir,
                                  evaluate=evaluate, shape=shape,
                                  num_images=num_images, int8=int8,
                                  threads=threads, **kwargs)
     if int8:
-        raise FuseError('--int8 is for detectors; a segmentor is deployed '
+        raise FuseError('`int8` is for detectors; a segmentor is deployed '
                         'in FP32 (fused.onnx)')
     if threads is not None:
-        raise FuseError('--threads is for detectors (their latency); a '
+        raise FuseError('`threads` is for detectors (their latency); a '
                         'segmentor is not timed')
-    from ..seg.deploy import fuse_segmentor_checkpoint
-    seg_kwargs = {k: kwargs[k] for k in ('rtol', 'force', 'logger')
-                  if k in kwargs}
-    return fuse_segmentor_checkpoint(
-        config, checkpoint, out_dir, onnx=True, shape=shape or (512, 512),
-        num_images=sys.maxsize if evaluate else num_images, **seg_kwargs)
+    if kwargs.get('backend', 'onnxruntime') != 'onnxruntime' or kwargs.get(
+            'precisions') or kwargs.get('save_ir'):
+        raise FuseError('`backend` openvino, `precisions` and `save_ir` are '
+                        'for detectors; a segmentor is deployed in '
+                        'onnxruntime FP32 (fused.onnx)')
+    options = FuseOptions(
+        onnx=True, shape=shape, require_acb=False,
+        num_images=sys.maxsize if evaluate else num_images,
+        **{k: kwargs[k] for k in ('rtol', 'force', 'logger') if k in kwargs})
+    return fuse(config, checkpoint, out_dir, options, task=task)
 
 
-def _deploy_into(tmp, cfg, config, checkpoint, images, calib, evaluate, shape,
-                 rtol, opset, int8_options, threads, logger) -> Dict:
+def _fuse_into(tmp: str, config: str, checkpoint: str, image: str,
+               opts: DeployOptions, logger) -> Dict:
+    """The fused stock detector's files in ``tmp`` (the deploy core)."""
+    return fuse(config, checkpoint, tmp, FuseOptions(
+        shape=opts.shape, image=None if opts.shape else image,
+        rtol=opts.rtol, force=True, analyze=False, logger=logger,
+        require_acb=False), task=DetectionTask())
+
+
+def _quantize_into(tmp: str, onnx_path: str, ops_lib: Optional[str],
+                   calib: Dict, opts: DeployOptions, logger) -> Dict:
+    """``end2end_int8.onnx`` in ``tmp``; its report section."""
+    from .quantize import quantize_end2end
+    report = quantize_end2end(
+        onnx_path, os.path.join(tmp, INT8_OUTPUT), calib['inputs'],
+        custom_ops=ops_lib, logger=logger, **(opts.int8_options or {}))
+    report.update(calib_images=len(calib['paths']),
+                  calib_source=calib['source'], calib_files=calib['paths'])
+    return report
+
+
+def _deploy_into(tmp: str, config: str, checkpoint: str,
+                 images: Sequence[str], calib: Optional[Dict],
+                 opts: DeployOptions, logger) -> Dict:
     """fuse -> export -> (quantise) -> check -> (evaluate), in ``tmp``."""
-    fuse_report = fuse_checkpoint(
-        config, checkpoint, tmp, onnx=False, shape=shape or (800, 1333),
-        image=None if shape else images[0], rtol=rtol, force=True,
-        analyze=False, logger=logger, require_acb=False)
+    fuse_report = _fuse_into(tmp, config, checkpoint, images[0], opts,
+                             logger)
     fused_cfg_path = os.path.join(tmp, 'fused_config.py')
     fused_pth = os.path.join(tmp, 'fused.pth')
     fused_cfg = Config.fromfile(fused_cfg_path)
     logger.info('exporting the fused detector end to end with mmdeploy')
     dcfg, onnx_path = export_end2end(fused_cfg_path, fused_pth, images[0],
-                                     tmp, opset)
+                                     tmp, opts.opset)
     custom, ops_lib = custom_ops_of(onnx_path)
     files = dict(onnx=onnx_path)
     report = dict(
@@ -580,31 +614,86 @@ def _deploy_into(tmp, cfg, config, checkpoint, images, calib, evaluate, shape,
         fuse_max_rel_err=fuse_report['max_rel_err'],
         onnx=dict(file='end2end.onnx', inputs=['input'],
                   outputs=['dets', 'labels'], custom_ops=custom,
-                  custom_ops_library=ops_lib, opset=opset))
+                  custom_ops_library=ops_lib, opset=opts.opset))
     if calib is not None:
-        from .quantize import quantize_end2end
+        report['int8'] = _quantize_into(tmp, onnx_path, ops_lib, calib, opts,
+                                        logger)
         files['onnx_int8'] = os.path.join(tmp, INT8_OUTPUT)
-        report['int8'] = quantize_end2end(
-            onnx_path, files['onnx_int8'], calib['inputs'],
-            custom_ops=ops_lib, logger=logger, **(int8_options or {}))
-        report['int8'].update(calib_images=len(calib['paths']),
-                              calib_source=calib['source'],
-                              calib_files=calib['paths'])
     stock = load_stock_detector(fused_cfg, fused_pth)
+    ov = openvino.openvino_sessions(files, opts.precisions or (),
+                                    opts.threads, logger)
     run = run_side_by_side(stock, fused_cfg, images, {
-        name: ort_session(path, ops_lib, threads)
-        for name, path in files.items()})
+        **{name: ort_session(path, ops_lib, opts.threads)
+           for name, path in files.items()}, **ov})
     report['check'] = check_against_torch(
         run, fused_cfg, images, not hasattr(stock, 'roi_head'), logger)
     report['latency_ms'] = dict(
         {name: _median_ms(t) for name, t in run['seconds'].items()},
         images=len(images), input_shape=run['input_shape'],
-        threads=threads)
+        threads=opts.threads, torch_threads=torch.get_num_threads())
+    if opts.backend == 'openvino':
+        report['openvino'] = openvino.openvino_report(
+            ov, run, openvino.cpu_capabilities(), {
+                name: check_against_torch(run, fused_cfg, images, not hasattr(
+                    stock, 'roi_head'), logger, name) for name in ov
+                if name == openvino.NAMES['fp32']})
+        if opts.save_ir:
+            openvino.write_ir(files)
     if calib is not None:
         from .quantize import int8_agreement
         report['int8']['vs_fp32'] = int8_agreement(run['onnx'],
                                                    run['onnx_int8'])
-    if evaluate:
+    if opts.evaluate:
         report['eval'] = evaluate_end2end(fused_cfg_path, fused_pth, dcfg,
                                           files, os.path.join(tmp, 'eval'))
+        report['eval'].update(openvino.evaluate_openvino(
+            fused_cfg_path, dcfg, onnx_path, ov, os.path.join(tmp, 'ov')))
     return report
+
+
+def _fmt(value, spec: str = '.3g') -> str:
+    return 'n/a' if value is None else format(value, spec)
+
+
+def _int8_rows(q: Dict) -> List[Tuple[str, str]]:
+    return [('INT8', f'{q["scope"]}, weights {q["weights"]}, activations '
+             f'{q["activations"]}, {q["calibrate_method"]} on '
+             f'{q["calib_images"]} training images, opset {q["opset"]}'),
+            (f'INT8 vs ONNX, detections found (IoU >= '
+             f'{q["vs_fp32"]["iou_thr"]})', _fmt(q['vs_fp32']['matched'],
+                                                 '.1%'))]
+
+
+def summary_lines(report: Dict) -> List[str]:
+    """The markdown table of a :func:`deploy_checkpoint` report (checks,
+    latency and, when evaluated, mAP of torch, the FP32 file and the INT8
+    file side by side), as ``tools/deploy.py`` prints it."""
+    check, lat = report['check'], report['latency_ms']
+    rows = [('fused vs trained, max rel err',
+             f'{report["fuse_max_rel_err"]:.3g}'),
+            ('ONNX vs torch, images / detections',
+             f'{check["images"]} / {check["detections"]}'),
+            ('ONNX vs torch, max box err (px)', _fmt(check['max_box_err_px'])),
+            ('ONNX vs torch, max score err', _fmt(check['max_score_err']))]
+    if check['mismatched_images']:
+        rows.append(('ONNX vs torch, images that differ', ', '.join(
+            os.path.basename(d['image']) for d in check['differing_images'])))
+    names = [n for n in ('torch', 'onnx', 'onnx_int8', *openvino.LABELS)
+             if n in lat]
+    head = ' / '.join(dict(torch='torch', onnx='ONNX', onnx_int8='INT8',
+                           **openvino.LABELS)[n] for n in names)
+    shape = 'x'.join(map(str, lat['input_shape'][-2:]))
+    rows.append((f'median latency {head} (ms, {shape})',
+                 ' / '.join(f'{lat[n]:.1f}' for n in names)))
+    for key in ('bbox_mAP', 'bbox_mAP_50') if 'eval' in report else ():
+        rows.append((f'{key} {head}', ' / '.join(
+            f'{report["eval"][n][key]:.3f}' for n in names)))
+    if 'int8' in report:
+        rows += _int8_rows(report['int8'])
+    if 'openvino' in report:
+        rows += openvino.summary_rows(report['openvino'])
+    custom = report['onnx']['custom_ops']
+    rows.append(('custom ops needed', ', '.join(custom) + ' (mmdeploy '
+                 'onnxruntime op library)' if custom else 'none'))
+    return ['| check | value |', '| --- | --- |'] + [
+        f'| {name} | {value} |' for name, value in rows]

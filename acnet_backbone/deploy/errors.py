@@ -1,6 +1,5 @@
-"""The one error type of the deploy tools."""
+"""The deploy error (defined with the package's others in
+:mod:`acnet_backbone.errors`)."""
+from ..errors import FuseError
 
-
-class FuseError(RuntimeError):
-    """A problem with the user's input (or a failed verification): reported
-    in one line, nothing written."""
+__all__ = ['FuseError']

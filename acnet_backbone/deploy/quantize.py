@@ -21,9 +21,8 @@ with onnxruntime's static quantisation:
   float. ``'all'`` (everything onnxruntime can quantise) exists to measure
   what quantising the post-processing costs.
 
-:func:`int8_study` runs the whole deployment (FP32 and INT8, mAP and
-latency) over a list of (config, checkpoint) pairs and summarises the INT8
-drop per config.
+The study over many trained detectors (FP32 vs INT8 mAP and latency) is
+:func:`acnet_backbone.study.int8.int8_study`.
 """
 import logging
 import os
@@ -33,8 +32,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 import numpy as np
 from mmengine.config import Config
 
-from .checkpoint import preprocess
-from .errors import FuseError
+from ..errors import FuseError
+from .tasks.detection import dataset_images, preprocess
 
 INT8_OPSET = 13  # per-channel QDQ: DequantizeLinear's axis
 SCOPES = ('conv', 'network', 'all')
@@ -66,8 +65,6 @@ def calibration_set(cfg: Config, config: str,
         FuseError: no image, or an image that does not load.
     """
     from mmdet.registry import MODELS
-
-    from .end2end import dataset_images
     if isinstance(calib_images, int):
         if calib_images < 1:
             raise FuseError(f'no calibration images (asked for '
@@ -407,105 +404,10 @@ def int8_agreement(fp32: Iterable[Tuple[np.ndarray, np.ndarray]],
                 else None)
 
 
-def _run_label(config: str, checkpoint: str, index: int) -> str:
-    """A folder name for one study run: config name, checkpoint folder and
-    index (unique within the study)."""
-    name = osp.splitext(osp.basename(config))[0]
-    parent = osp.basename(osp.dirname(osp.abspath(checkpoint)))
-    return f'{name}/{index:02d}_{parent}'
-
-
-def int8_study(runs: Sequence[Union[Tuple[str, str], Dict]],
-               work_dir: str,
-               calib_images: int = 64,
-               num_images: int = 20,
-               threads: Optional[int] = 1,
-               int8_options: Optional[Dict] = None,
-               force: bool = False,
-               logger=None) -> Dict:
-    """FP32 vs INT8 bbox mAP and latency of many trained detectors.
-
-    Each run is deployed with :func:`~acnet_backbone.deploy.end2end.
-    deploy_checkpoint` (``int8=True, evaluate=True``) into
-    ``work_dir/<config name>/<NN>_<checkpoint folder>``; a run whose report
-    exists already is read back (unless ``force``), so an interrupted study
-    resumes. The summary gives, per config, the mean FP32 and INT8 mAP, the
-    mean INT8 drop (FP32 - INT8) with its 95% Student-t interval over the
-    runs, and the median INT8/FP32 latency ratio.
-
-    Example:
-        >>> int8_study([('configs/shapes/retinanet_acresnet18_fpn_shapes.py',
-        ...              'work_dirs/study/acb/seed_0/iter_1500.pth'), ...],
-        ...            'work_dirs/int8_study')['summary'][0]['drop_mean']
-
-    Args:
-        runs (list): ``(config, checkpoint)`` pairs, or dicts with those
-            keys and optionally ``seed`` and ``name`` (copied into the rows;
-            the summary groups runs by ``name``, default the config file's
-            name, so per-run config files of one study group together).
-        work_dir (str): the study folder; ``int8_study.json`` goes there.
-        calib_images (int): training images for calibration. Defaults to 64.
-        num_images (int): test images for the check and the latency.
-            Defaults to 20.
-        threads (int, optional): onnxruntime threads of the latency
-            sessions. Defaults to 1.
-        int8_options (dict, optional): ``quantize_end2end`` options.
-        force (bool): redo runs that have a report. Defaults to False.
-        logger: an ``MMLogger``; None: the current one.
-
-    Returns:
-        dict: ``runs`` (one row per run) and ``summary`` (one row per
-        config), also written to ``work_dir/int8_study.json``.
-    """
-    from ..study.report import mean_std, t_interval
-    from ..staging import write_json
-    from .end2end import deploy_checkpoint
-    rows = []
-    for i, run in enumerate(runs):
-        run = dict(run) if isinstance(run, dict) else dict(
-            config=run[0], checkpoint=run[1])
-        run.setdefault('name', osp.splitext(osp.basename(run['config']))[0])
-        out_dir = osp.join(work_dir, _run_label(run['config'],
-                                                run['checkpoint'], i))
-        report_file = osp.join(out_dir, 'deploy_report.json')
-        report = _read_report(report_file) if not force else None
-        if report is None:
-            report = deploy_checkpoint(
-                run['config'], run['checkpoint'], out_dir, evaluate=True,
-                num_images=num_images, force=True, logger=logger, int8=True,
-                calib_images=calib_images, int8_options=int8_options,
-                threads=threads)
-        fp32, q = report['eval']['onnx'], report['eval']['onnx_int8']
-        lat = report['latency_ms']
-        rows.append(dict(
-            run, out_dir=out_dir, bbox_mAP_fp32=fp32['bbox_mAP'],
-            bbox_mAP_int8=q['bbox_mAP'],
-            drop=round(fp32['bbox_mAP'] - q['bbox_mAP'], 4),
-            latency_ms_fp32=lat['onnx'], latency_ms_int8=lat['onnx_int8'],
-            latency_ratio=round(lat['onnx_int8'] / lat['onnx'], 3)))
-    summary = []
-    for name in dict.fromkeys(r['name'] for r in rows):
-        group = [r for r in rows if r['name'] == name]
-        fp32_mean, _ = mean_std([r['bbox_mAP_fp32'] for r in group])
-        int8_mean, _ = mean_std([r['bbox_mAP_int8'] for r in group])
-        drops = [r['drop'] for r in group]
-        summary.append(dict(
-            name=name, n=len(group), bbox_mAP_fp32_mean=fp32_mean,
-            bbox_mAP_int8_mean=int8_mean, drop_mean=mean_std(drops)[0],
-            drop_ci95=t_interval(drops),
-            latency_ratio_median=float(np.median(
-                [r['latency_ratio'] for r in group]))))
-    result = dict(runs=rows, summary=summary)
-    os.makedirs(work_dir, exist_ok=True)
-    write_json(osp.join(work_dir, 'int8_study.json'), result)
-    return result
-
-
-def _read_report(path: str) -> Optional[Dict]:
-    """A finished INT8 deploy report, or None."""
-    import json
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        report = json.load(f)
-    return report if 'onnx_int8' in report.get('eval', {}) else None
+def __getattr__(name: str):
+    """``int8_study`` moved to :mod:`acnet_backbone.study.int8` (a study,
+    not a deploy step); the old name still resolves."""
+    if name == 'int8_study':
+        import importlib
+        return importlib.import_module('acnet_backbone.study.int8').int8_study
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

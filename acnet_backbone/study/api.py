@@ -27,11 +27,13 @@ from .report import DEFAULT_METRIC, markdown, plot, short_name, summarise
 from .runs import (RunSpec, StudyError, check_config, config_name, identity,
                    first_difference, merged_config, package_versions,
                    require_metric, run_dir)
+from ..errors import AcnetError
 from ..staging import write_json, write_text
 
 
-class StudyRunError(RuntimeError):
-    """A run failed while training or evaluating (its log says why)."""
+class StudyRunError(AcnetError, RuntimeError):
+    """A run failed while training or evaluating (its log says why; the
+    tools exit with status 1: not bad input)."""
 
 
 def check_launcher(launcher: str, gpus: int) -> None:

@@ -14,6 +14,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
+from ..errors import InputError
 from ..training import schedule_length
 
 # keys the study sets itself for every run: not part of what a run is
@@ -23,8 +24,8 @@ PACKAGES = ('torch', 'torchvision', 'numpy', 'mmengine', 'mmcv', 'mmdet',
             'acnet_backbone')
 
 
-class StudyError(RuntimeError):
-    """Bad input to a study: reported in one line."""
+class StudyError(InputError, RuntimeError):
+    """Bad input to a study: reported in one line (exit status 2)."""
 
 
 @dataclass
