@@ -15,6 +15,21 @@ test: setup lint
 lint: setup
 	$(PY) -m ruff check --quiet --select E,F,W --ignore E501,E402 acnet_backbone tools tests configs
 
+# The older stack most mmdet users have (OpenMMLab's prebuilt mmcv 2.1.0 wheels
+# stop at torch 2.1): torch 2.1.2 + torchvision 0.16.2 with numpy<2 and the same
+# OpenMMLab versions, in .venv-torch21/ (the same set-up script, parametrised).
+PY21 := .venv-torch21/bin/python
+TORCH21_ENV := VENV=.venv-torch21 CONSTRAINTS="numpy<2" \
+    TORCH_SPEC="torch==2.1.2 torchvision==0.16.2" \
+    TORCH_NOTE="2.7 GB from the package index with the nvidia-* CUDA wheels it pulls, which run on a CPU too: 1.5 minutes on a fast link, much longer on a slow one"
+
+.PHONY: setup-torch21 test-torch21
+setup-torch21:
+	@$(TORCH21_ENV) bash tools/setup_env.sh
+
+test-torch21: setup-torch21
+	$(PY21) -m pytest $(PYTEST_ARGS) tests
+
 # the README's from-scratch study (3 backbones x 5 seeds the recipe was not
 # tuned on, CPU hours; resumable: a second call trains only what is missing)
 study: setup

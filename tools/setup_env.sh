@@ -2,13 +2,25 @@
 # Creates .venv/ at the repository root and installs only what is missing:
 # torch/torchvision, setuptools<81, mmengine, mmcv (with compiled ops), mmdet,
 # mmpretrain, mmdeploy (without its protobuf pin), mmsegmentation and this package (editable, with its dev extra). A second run takes seconds.
+#
+# The environment variables below choose another stack; `make setup-torch21`
+# sets them for .venv-torch21/ (torch 2.1.2, numpy<2):
+#   VENV          the venv folder (relative to the repository root or absolute)
+#   TORCH_SPEC    pip specs of torch and torchvision
+#   TORCH_NOTE    how long the torch download takes (said before it starts)
+#   CONSTRAINTS   pip constraints kept for every install into the venv
+#   PYTHON        the interpreter that creates the venv
+# mmcv is built against the venv's torch and cached per torch version.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+VENV="${VENV:-.venv}"
+case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
 PY="$VENV/bin/python"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/acnet_backbone"
-TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
+TORCH_NOTE="${TORCH_NOTE:-about a minute from a local wheel store, longer from the index}"
+CONSTRAINTS="${CONSTRAINTS:-}"
 MMENGINE_SPEC="mmengine==0.10.7"
 MMCV_VERSION="2.1.0"
 MMDET_SPEC="mmdet==3.3.0"
@@ -24,20 +36,25 @@ MMDEPLOY_DEPS="aenum multiprocess prettytable terminaltables dill"
 say() { printf '[setup] %s\n' "$*"; }
 # pip's -q still warns about every missing local index folder of some machines
 quiet() { grep -v 'is ignored: it is neither a file nor a directory' >&2 || true; }
-pipi() { "$PY" -m pip install --disable-pip-version-check -q "$@" 2> >(quiet); }
+pipi() { "$PY" -m pip install --disable-pip-version-check -q ${CONSTRAINT_ARGS[@]+"${CONSTRAINT_ARGS[@]}"} "$@" 2> >(quiet); }
 has() { "$PY" - "$@" >/dev/null 2>&1; }
 
 cd "$ROOT"
 if [ ! -x "$PY" ]; then
-  say "creating the virtual environment .venv/ ($(${PYTHON:-python3} --version 2>&1))"
+  say "creating the virtual environment ${VENV#"$ROOT"/}/ ($(${PYTHON:-python3} --version 2>&1))"
   "${PYTHON:-python3}" -m venv "$VENV"
+fi
+CONSTRAINT_ARGS=()
+if [ -n "$CONSTRAINTS" ]; then
+  printf '%s\n' $CONSTRAINTS > "$VENV/acnet-constraints.txt"
+  CONSTRAINT_ARGS=(-c "$VENV/acnet-constraints.txt")
 fi
 
 if ! has <<'PY'
 import torch, torchvision
 PY
 then
-  say "installing $TORCH_SPEC (large: about a minute from a local wheel store, longer from the index)"
+  say "installing $TORCH_SPEC${CONSTRAINTS:+ ($CONSTRAINTS)} (large: $TORCH_NOTE)"
   pipi $TORCH_SPEC
 fi
 
@@ -59,34 +76,64 @@ then
   pipi "$MMENGINE_SPEC"
 fi
 
-if ! has <<'PY'
+mmcv_works() { has <<'PY'
 import mmcv, mmcv.ops
 from mmcv.ops import nms, RoIAlign
 PY
-then
-  mkdir -p "$CACHE/wheels"
-  wheel_file=$(ls "$CACHE"/wheels/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
-  if [ -z "$wheel_file" ]; then
-    say "building mmcv $MMCV_VERSION with its compiled ops from source: the one long step, 8 to 16 minutes on 2 cores"
-    work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
-    "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
-      -d "$work" "mmcv==$MMCV_VERSION" 2> >(quiet)
-    tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
-    src="$work/mmcv-$MMCV_VERSION"
-    # torch 2.14's headers require C++20; mmcv 2.1.0's setup.py hard-codes older standards.
+}
+
+# Builds mmcv's wheel against the venv's torch into folder $1 (one folder per
+# torch version, so wheels of different torch builds never mix); sets built_wheel.
+build_mmcv() {
+  mmcv_work=$(mktemp -d)
+  trap 'rm -rf "$mmcv_work"' EXIT
+  "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
+    -d "$mmcv_work" "mmcv==$MMCV_VERSION" 2> >(quiet)
+  tar -xzf "$mmcv_work"/mmcv-"$MMCV_VERSION".tar.gz -C "$mmcv_work"
+  local src="$mmcv_work/mmcv-$MMCV_VERSION" aten_h
+  # torch 2.14's headers require C++20 and mmcv 2.1.0's setup.py hard-codes older
+  # standards; torch 2.1's need C++17, which that setup.py already asks for.
+  aten_h=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include", "ATen", "ATen.h"))')
+  if grep -q 'C++20 or later' "$aten_h"; then
     sed -i -e 's/-std=c++14/-std=c++20/g' -e 's/-std=c++17/-std=c++20/g' "$src/setup.py"
-    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip wheel --disable-pip-version-check -q \
-      --no-build-isolation --no-deps -w "$work/dist" "$src" 2> >(quiet)
-    wheel_name=$(basename "$work"/dist/mmcv-*.whl)
-    cp "$work/dist/$wheel_name" "$CACHE/wheels/$wheel_name.part"
-    mv "$CACHE/wheels/$wheel_name.part" "$CACHE/wheels/$wheel_name"
-    wheel_file="$CACHE/wheels/$wheel_name"
-    say "mmcv wheel cached at $wheel_file"
-  else
-    say "installing mmcv from the cached wheel $wheel_file"
   fi
-  pipi "$wheel_file"
+  MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip wheel --disable-pip-version-check -q \
+    --no-build-isolation --no-deps -w "$mmcv_work/dist" "$src" 2> >(quiet)
+  local wheel_name
+  wheel_name=$(basename "$mmcv_work"/dist/mmcv-*.whl)
+  cp "$mmcv_work/dist/$wheel_name" "$1/$wheel_name.part"
+  mv "$1/$wheel_name.part" "$1/$wheel_name"
+  built_wheel="$1/$wheel_name"
+}
+
+if ! mmcv_works; then
+  torch_version=$("$PY" -c 'import torch; print(torch.__version__)')
+  wheel_dir="$CACHE/wheels/torch-$torch_version"
+  reinstall=""
+  mkdir -p "$wheel_dir"
+  wheel_file=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+  legacy=$(ls "$CACHE"/wheels/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n 1 || true)
+  if [ -z "$wheel_file" ] && [ -n "$legacy" ] && [ "${torch_version%%+*}" = 2.14.1 ]; then
+    # a wheel cached before the cache was keyed by torch version (torch 2.14.1)
+    cp "$legacy" "$wheel_dir/" && wheel_file="$wheel_dir/$(basename "$legacy")"
+  fi
+  if [ -n "$wheel_file" ]; then
+    say "installing mmcv from the cached wheel $wheel_file"
+    pipi "$wheel_file"
+    if ! mmcv_works; then
+      say "the cached wheel does not work with torch $torch_version: removing it, building again"
+      rm -f "$wheel_file"
+      wheel_file=""
+      reinstall="--force-reinstall --no-deps"
+    fi
+  fi
+  if [ -z "$wheel_file" ]; then
+    say "building mmcv $MMCV_VERSION with its compiled ops from source against torch $torch_version: the one long step, 8 to 16 minutes on 2 cores"
+    build_mmcv "$wheel_dir"
+    wheel_file="$built_wheel"
+    say "mmcv wheel cached at $wheel_file"
+    pipi $reinstall "$wheel_file"
+  fi
 fi
 
 if ! has <<'PY'
