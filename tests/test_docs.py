@@ -300,7 +300,11 @@ def test_named_python_objects_exist(doc):
         rest = parts[i:]
         if rest:
             text = open(source, encoding='utf-8').read()
-            assert re.search(rf'\b{rest[0]}\b', text), \
+            name = re.escape(rest[0])
+            defined = (rf'(?:def|class)\s+{name}\b|^\s*{name}\s*[:=]|'
+                       rf'^(?:from|import)\s[^\n]*\b{name}\b|'
+                       rf'^\s+{name}\s*[,)]|[\'"]{name}[\'"]')
+            assert re.search(defined, text, re.M), \
                 f'{doc} names {dotted}: {rest[0]} is not in {source}'
 
 
