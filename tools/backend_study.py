@@ -70,13 +70,13 @@ def main(argv=None) -> int:
                 args.config, args.work_dir, tuple(args.shape), args.repeats,
                 args.precision, threads=args.threads,
                 checkpoint=args.checkpoint, logger=logger)
-            rows = backends.study_row(dict(name='large', config=args.config),
-                                      report)
-            for key in backends.RUNTIMES:
-                if f'{key}_ms' in rows:
-                    print(f'{backends.LABELS[key]}: {rows[f"{key}_ms"]:.1f} '
-                          f'ms, {rows.get(f"{key}_speedup", 1):.2f}x ORT '
-                          'FP32')
+            from acnet_backbone.deploy.end2end import summary_lines
+            print('\n'.join(summary_lines(report)))
+            lat = report['latency_ms']
+            for key in backends.LABELS:
+                if key in lat:
+                    print(f'{backends.LABELS[key]}: {lat[key]:.1f} ms, '
+                          f'{lat["onnx"] / lat[key]:.2f}x onnxruntime FP32')
             return 0
         runs = args.study or list(zip(args.runs[::2], args.runs[1::2]))
         result = backends.backend_study(
