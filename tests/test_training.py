@@ -61,8 +61,14 @@ def test_shorter_than_warmup_trains_and_evaluates(tmp_path):
     make_shapes_dataset(str(data), 4, 2, 96, seed=1, progress=False)
     cfg = tiny(Config.fromfile(PLAIN), data, tmp_path / 'w')
     set_iterations(cfg, 2)
+    # a 2-iteration detector scores below the default 0.05 everywhere, and
+    # mmdet's CocoMetric returns no metric at all for no detection
+    cfg.model.test_cfg.score_thr = 0.0
     runner, metrics = train_and_evaluate(cfg)
     assert runner.iter == 2 and (tmp_path / 'w' / 'iter_2.pth').exists()
+    # every COCO bbox metric, as numbers (an empty dict would pass an
+    # all-floats check alone)
+    assert {'coco/bbox_mAP', 'coco/bbox_mAP_50'} <= set(metrics), metrics
     assert all(isinstance(v, float) for v in metrics.values())
 
 
