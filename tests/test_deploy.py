@@ -238,3 +238,22 @@ def test_failed_verification_writes_nothing(trained, monkeypatch):
     with pytest.raises(FuseError, match='verification failed'):
         fuse_checkpoint(CONFIG, ckpt, str(out), shape=SHAPE, analyze=False)
     assert not out.exists()  # verification failed before any folder was made
+
+
+def test_complexity_analysis_as_the_tool_runs_it(trained):
+    """tools/fuse.py counts parameters and FLOPs by default: fewer of both
+    after fusion, the fused count that of the stock detector it wrote."""
+    import json
+    ckpt, tmp = trained
+    out = tmp / 'analysed'
+    result = run_tool(CONFIG, ckpt, '--out-dir', str(out), '--shape',
+                      *map(str, SHAPE), '--json', str(tmp / 'analysed.json'))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.load(open(tmp / 'analysed.json'))
+    before, after = report['before'], report['after']
+    assert before['params'] > after['params'] > 0
+    assert before['flops'] > after['flops'] > 0
+    stock = build_detector(Config.fromfile(str(out / 'fused_config.py')))
+    assert after['params'] == sum(p.numel() for p in stock.parameters())
+    assert f'parameters {before["params"]:,} -> {after["params"]:,}' in \
+        result.stdout

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ..convert import (ACBSite, convert_convs, count_acb, find_acb_sites,
                        fuse_acb_sites)
 from ..layers import ACB_MODES, ACBranches, ACConv2d, branch_norm_cfg
+from ..state_fit import state_fit
 from .base import PretrainedMismatchError
 
 _INHERIT = object()  # ACNet(init_cfg=...) not given: keep the backbone's
@@ -253,9 +254,8 @@ class ACNet:
         tensors (a plain checkpoint has none, an ACB one all)."""
         own = {prefix + k: v for k, v in module.state_dict().items()
                if not k.endswith('num_batches_tracked')}
-        shape = [k for k in own if k in state_dict
-                 and state_dict[k].shape != own[k].shape]
-        missing = [k for k in own if k not in state_dict]
+        fit = state_fit(own, state_dict)  # other modules' keys: unexpected
+        shape, missing = fit['mismatched'], fit['missing']
         if all(k in missing for k in own if '.acb.' in k):
             missing = [k for k in missing if '.acb.' not in k]
         if shape:

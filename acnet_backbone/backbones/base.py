@@ -12,6 +12,7 @@ from mmengine.runner.checkpoint import (_load_checkpoint,
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..state_fit import state_fit
 
 TOP_POOLS = ('global', None)
 
@@ -228,11 +229,10 @@ class ResNetWithTop(ResNet):
             state_dict = ckpt.get('state_dict', ckpt)
         state_dict, dropped = self.convert_state_dict(dict(state_dict))
         own = self.state_dict()
-        mismatched = [k for k, v in state_dict.items()
-                      if k in own and own[k].shape != v.shape]
-        unexpected = [k for k in state_dict if k not in own]
-        missing = [k for k in own if k not in state_dict
-                   and not k.endswith('num_batches_tracked')]
+        fit = state_fit(own, state_dict,
+                        skip=lambda k: k.endswith('num_batches_tracked'))
+        mismatched, unexpected, missing = (
+            fit['mismatched'], fit['unexpected'], fit['missing'])
         by_design = [k for k in missing if self._expected_missing(k)]
         missing = [k for k in missing if not self._expected_missing(k)]
         n_acb = sum(self._expected_missing(k) for k in state_dict)

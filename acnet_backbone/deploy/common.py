@@ -1,6 +1,7 @@
 """The task-agnostic parts of deployment, shared by the detection and the
 segmentation adapters (:mod:`.tasks`) and the pipeline (:mod:`.core`):
-reading a config, the one checkpoint-fit check, the stock form of a
+reading a config, strict checkpoint loading (the fit check is
+:func:`acnet_backbone.state_fit.state_fit`), the stock form of a
 backbone config, numerical comparison, plain-Python meta and the one ONNX
 export.
 """
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 from ..backbones.acnet_wrapper import WRAPPER_TYPES, stock_backbone_config
 from ..errors import FuseError
 from ..safe_load import UnsafeCheckpointError, safe_load
+from ..state_fit import state_fit
 from .mmdeploy_compat import torchscript_export_kwargs
 
 ACB_ONLY_KEYS = ('acb_mode', 'acb_gamma_init', 'deploy')
@@ -75,17 +77,6 @@ def read_state_dict(checkpoint: str) -> tuple:
         raise FuseError(f'{checkpoint} holds no state_dict of tensors')
     return ckpt, {k[7:] if k.startswith('module.') else k: v
                   for k, v in state.items()}
-
-
-def state_fit(own: Dict[str, Tensor], state: Dict[str, Tensor]) -> Dict:
-    """How ``state`` fits a model whose state_dict is ``own``: the keys
-    ``missing`` from it, ``unexpected`` in it and those whose shape
-    ``mismatched`` (the package's one checkpoint-fit check)."""
-    return dict(
-        missing=[k for k in own if k not in state],
-        unexpected=[k for k in state if k not in own],
-        mismatched=[k for k in own
-                    if k in state and own[k].shape != state[k].shape])
 
 
 def load_checkpoint_strict(model: nn.Module, checkpoint: str) -> dict:
