@@ -450,3 +450,22 @@ def test_missing_mmdeploy_or_op_library_is_one_error(work, monkeypatch):
         end2end.deploy_checkpoint(config, ckpt, str(out), num_images=1)
     assert '\n' not in str(err.value)
     assert not out.exists()
+
+
+def test_sizes_refused_in_the_tools_words(work):
+    """The package names its arguments, tools/deploy.py its flags."""
+    from acnet_backbone.deploy.end2end import check_sizes
+    from acnet_backbone.errors import FuseError
+    with pytest.raises(FuseError, match='`shape` 16 16 is too small'):
+        check_sizes((16, 16), 1, None)
+    check_sizes((32, 32), 1, 1)
+    config, ckpt = _setup(work, 'retina_sizes', RETINA)
+    for args, line in ((['--shape', '16', '16'],
+                        'error: --shape 16 16 is too small (at least 32 32)'),
+                       (['--threads', '0'],
+                        'error: --threads must be at least 1')):
+        result = run_tool(config, ckpt, '--out-dir', str(work / 'sizes'),
+                          *args)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines() == [line]
+    assert not (work / 'sizes').exists()

@@ -10,26 +10,16 @@ mmdeploy to an ONNX file that returns boxes, check it in onnxruntime.
          [--save-ir]]
 
 Writes DIR/end2end.onnx (input `input`: the preprocessed [1, 3, H, W]
-tensor; outputs `dets` [1, K, 5] and `labels` [1, K]), DIR/deploy_config.py
-(the mmdeploy config used), DIR/fused.pth + DIR/fused_config.py (the stock
-detector) and DIR/deploy_report.json. Nothing is written unless the fused
-model matches the trained one and the ONNX detections match the torch ones.
-With --int8 it also writes DIR/end2end_int8.onnx (same input and outputs):
-onnxruntime static quantisation of the network's convolutions (QDQ, int8
-per-channel weights, uint8 activations calibrated on N training images),
-box decoding and NMS in float; --eval then reports FP32 and INT8 side by side.
-With --backend openvino the same files also run in OpenVINO (CPU), compiled
-with an explicit precision (fp32, bf16: only on a CPU with native BF16, int8:
-the INT8 file; default every one the CPU runs natively), checked against
-torch, timed and evaluated beside onnxruntime; the report names the
-precision each compiled model runs, the threads and the CPU's AMX/BF16/
-VNNI/AVX2; --save-ir adds DIR/end2end.xml/.bin (and end2end_int8.xml/.bin).
-
-An mmseg segmentor config is deployed as tools/fuse.py --onnx deploys it
-(its end-to-end output is the per-pixel class scores): DIR/fused.onnx,
-fused.pth and fused_config.py, checked against the trained model on a random
---shape input and on --num-images test images (--eval: the whole test set),
-with their mIoU; --int8 and --threads are for detectors.
+tensor; outputs `dets` [1, K, 5] and `labels` [1, K]), DIR/deploy_config.py,
+DIR/fused.pth + DIR/fused_config.py (the stock detector) and
+DIR/deploy_report.json, only when the fused model matches the trained one and
+the ONNX detections the torch ones; --int8 adds DIR/end2end_int8.onnx (static
+QDQ quantisation of the convolutions, decoding and NMS in float); --backend
+openvino also runs the files in OpenVINO at each --precision (--save-ir:
+DIR/end2end.xml/.bin). An mmseg segmentor is deployed as tools/fuse.py
+--onnx deploys it (DIR/fused.onnx with the mIoU of trained, fused and ONNX
+models; --eval: the whole test set). The pipeline is
+acnet_backbone.deploy.end2end.deploy_any_checkpoint.
 """
 import argparse
 import os
@@ -100,16 +90,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.shape and min(args.shape) < 32:
-        print(f'error: --shape {args.shape[0]} {args.shape[1]} is too small '
-              '(at least 32 32)', file=sys.stderr)
-        return 2
-    for name in ('num_images', 'threads'):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            print(f'error: --{name.replace("_", "-")} must be at least 1',
-                  file=sys.stderr)
-            return 2
     import acnet_backbone  # noqa: F401
     import torch
     warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)

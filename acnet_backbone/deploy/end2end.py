@@ -525,6 +525,17 @@ def deploy(config: str, checkpoint: str, out_dir: str,
     return report
 
 
+def check_sizes(shape: Optional[Tuple[int, int]], num_images: int,
+                threads: Optional[int]) -> None:
+    """Refuse a check input under 32x32 and counts under 1 (one line)."""
+    if shape and min(shape) < 32:
+        raise FuseError(f'`shape` {shape[0]} {shape[1]} is too small (at '
+                        'least 32 32)')
+    for name, value in (('num_images', num_images), ('threads', threads)):
+        if value is not None and value < 1:
+            raise FuseError(f'`{name}` must be at least 1')
+
+
 def deploy_any_checkpoint(config: str,
                           checkpoint: str,
                           out_dir: str,
@@ -550,6 +561,7 @@ def deploy_any_checkpoint(config: str,
         FuseError: bad input (also an option only detectors take) or a
             failed check; nothing written.
     """
+    check_sizes(shape, num_images, threads)
     task = task_for(load_config(config))
     if task.name == 'detector':
         return deploy_checkpoint(config, checkpoint, out_dir,
