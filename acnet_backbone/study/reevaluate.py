@@ -44,6 +44,57 @@ def _checkpoint(work_dir: str, run: Dict) -> str:
                      f'not found ({recorded or "none recorded"})')
 
 
+def _planned(work_dir: str, out_dir: str, run: Dict, cfg_options: Dict,
+             options: Dict, metric: str) -> tuple:
+    """``(run, merged config, output folder, checkpoint)`` of one run, its
+    config, options, metric and earlier result checked (StudyError)."""
+    from mmengine.config import Config
+    config = osp.join(work_dir, run['config'], f'seed_{run["seed"]}',
+                      'config.py')
+    if not osp.isfile(config):
+        raise StudyError(f'{config} not found')
+    cfg = Config.fromfile(config)
+    try:
+        cfg.merge_from_dict(dict(cfg_options))
+    except Exception as err:  # a key path that does not fit
+        raise StudyError(f'--cfg-options do not fit {config}: '
+                         f'{err}') from None
+    check_config(cfg, config, metric)
+    out = osp.join(out_dir, run['config'], f'seed_{run["seed"]}')
+    result_file = osp.join(out, 'result.json')
+    if osp.isfile(result_file):
+        with open(result_file) as f:
+            old = json.load(f).get('evaluated_with', {})
+        if old != options:
+            raise StudyError(
+                f'{out} holds an evaluation with other options (first '
+                f'difference: {first_difference(old, options)}): use '
+                'another output folder')
+    return run, cfg, out, _checkpoint(work_dir, run)
+
+
+def _evaluate(run: Dict, cfg, out: str, checkpoint: str, work_dir: str,
+              options: Dict) -> Dict:
+    """Evaluate one run's checkpoint under ``cfg``; write its record (the
+    training record kept, the metrics replaced) to ``out/result.json``."""
+    from ..training import build_runner
+    cfg.work_dir = out
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    cfg.launcher = 'none'
+    metrics = build_runner(cfg).val()
+    metrics, empty = complete_metrics(metrics, cfg.val_evaluator)
+    stale = {short_name(m) for m in run.get('metrics', {})}
+    record = {k: v for k, v in run.items() if k not in stale}
+    record.update(metrics=metrics, no_detections=empty,
+                  checkpoint=checkpoint, evaluated_with=options,
+                  source=osp.join(work_dir, 'compare.json'))
+    for key, value in metrics.items():
+        record[short_name(key)] = value
+    write_json(osp.join(out, 'result.json'), record)
+    return metrics
+
+
 def reevaluate_study(work_dir: str, out_dir: str, cfg_options: Dict,
                      metric: str = DEFAULT_METRIC,
                      title: Optional[str] = None, logger=None) -> Dict:
@@ -62,8 +113,6 @@ def reevaluate_study(work_dir: str, out_dir: str, cfg_options: Dict,
     options is refused with its first differing key). Finished evaluations
     are reused, so an interrupted call resumes.
     """
-    from ..training import build_runner
-    from mmengine.config import Config
     if not cfg_options:
         raise StudyError('no --cfg-options given: the evaluation would '
                          'repeat the study\'s own')
@@ -71,30 +120,8 @@ def reevaluate_study(work_dir: str, out_dir: str, cfg_options: Dict,
         raise StudyError('the output folder must not be the study\'s own')
     runs, names = _source_runs(work_dir)
     options = json.loads(json.dumps(dict(cfg_options), default=str))
-    todo = []
-    for run in runs:
-        config = osp.join(work_dir, run['config'], f'seed_{run["seed"]}',
-                          'config.py')
-        if not osp.isfile(config):
-            raise StudyError(f'{config} not found')
-        cfg = Config.fromfile(config)
-        try:
-            cfg.merge_from_dict(dict(cfg_options))
-        except Exception as err:  # a key path that does not fit
-            raise StudyError(f'--cfg-options do not fit {config}: '
-                             f'{err}') from None
-        check_config(cfg, config, metric)
-        out = osp.join(out_dir, run['config'], f'seed_{run["seed"]}')
-        result_file = osp.join(out, 'result.json')
-        if osp.isfile(result_file):
-            with open(result_file) as f:
-                old = json.load(f).get('evaluated_with', {})
-            if old != options:
-                raise StudyError(
-                    f'{out} holds an evaluation with other options (first '
-                    f'difference: {first_difference(old, options)}): use '
-                    'another output folder')
-        todo.append((run, cfg, out, _checkpoint(work_dir, run)))
+    todo = [_planned(work_dir, out_dir, run, cfg_options, options, metric)
+            for run in runs]
     os.makedirs(out_dir, exist_ok=True)
     if logger is None:
         from .api import _logger
@@ -105,20 +132,7 @@ def reevaluate_study(work_dir: str, out_dir: str, cfg_options: Dict,
         if not osp.isfile(result_file):
             logger.info(f'evaluation {i + 1}/{len(todo)}: {run["config"]} '
                         f'seed {run["seed"]} ({checkpoint})')
-            cfg.work_dir = out
-            cfg.load_from = checkpoint
-            cfg.resume = False
-            cfg.launcher = 'none'
-            metrics = build_runner(cfg).val()
-            metrics, empty = complete_metrics(metrics, cfg.val_evaluator)
-            stale = {short_name(m) for m in run.get('metrics', {})}
-            record = {k: v for k, v in run.items() if k not in stale}
-            record.update(metrics=metrics, no_detections=empty,
-                          checkpoint=checkpoint, evaluated_with=options,
-                          source=osp.join(work_dir, 'compare.json'))
-            for key, value in metrics.items():
-                record[short_name(key)] = value
-            write_json(result_file, record)
+            metrics = _evaluate(run, cfg, out, checkpoint, work_dir, options)
             logger.info(f'  {metric} {metrics.get(metric, float("nan")):.3f}')
         with open(result_file) as f:
             result = json.load(f)
