@@ -20,6 +20,7 @@ import torch
 
 from .errors import InputError
 from .staging import write_json, write_text
+from .tables import markdown_table
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -312,11 +313,8 @@ def deploy_latency(repeats):
 
 
 def fmt_table(headers, rows) -> str:
-    """A markdown table."""
-    lines = ['| ' + ' | '.join(headers) + ' |',
-             '| ' + ' | '.join('---' for _ in headers) + ' |']
-    lines += ['| ' + ' | '.join(str(c) for c in r) + ' |' for r in rows]
-    return '\n'.join(lines)
+    """A markdown table (:func:`acnet_backbone.tables.markdown_table`)."""
+    return '\n'.join(markdown_table(headers, rows))
 
 
 def plot(results, path):

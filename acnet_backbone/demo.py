@@ -16,6 +16,7 @@ from mmengine.logging import print_log
 
 from .errors import InputError
 from .staging import write_json
+from .tables import markdown_table
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'shapes',
@@ -233,7 +234,6 @@ def summary_lines(summary: Dict) -> List[str]:
              f'{summary["params_deploy"]:,}'),
             ('train seconds', summary['train_seconds']),
             ('total seconds', summary['seconds'])]
-    return ['| metric | value |', '| --- | --- |'] + [
-        f'| {name} | '
-        f'{f"{value:.3g}" if isinstance(value, float) else value} |'
-        for name, value in rows]
+    return markdown_table(['metric', 'value'], [
+        (name, f'{value:.3g}' if isinstance(value, float) else value)
+        for name, value in rows])

@@ -40,6 +40,7 @@ from mmengine.config import Config
 
 from ..errors import FuseError
 from ..staging import check_out_dir, staged_outputs, write_json
+from ..tables import markdown_table
 from .backends import openvino
 from .backends.onnxruntime import ort_session  # noqa: F401 (re-export)
 from .common import load_config
@@ -707,5 +708,4 @@ def summary_lines(report: Dict) -> List[str]:
     custom = report['onnx']['custom_ops']
     rows.append(('custom ops needed', ', '.join(custom) + ' (mmdeploy '
                  'onnxruntime op library)' if custom else 'none'))
-    return ['| check | value |', '| --- | --- |'] + [
-        f'| {name} | {value} |' for name, value in rows]
+    return markdown_table(['check', 'value'], rows)
