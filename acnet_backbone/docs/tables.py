@@ -10,6 +10,8 @@ import posixpath
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ..tables import markdown_table
+
 #: How configs and study groups are named in the tables (anything else is
 #: shown by its config name).
 LABELS = {
@@ -141,10 +143,8 @@ def seed_range(seeds: Sequence[int]) -> str:
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    lines = ['| ' + ' | '.join(headers) + ' |',
-             '| ' + ' | '.join('---' for _ in headers) + ' |']
-    lines += ['| ' + ' | '.join(str(c) for c in r) + ' |' for r in rows]
-    return '\n'.join(lines)
+    """The table as one string (the package's one table writer)."""
+    return '\n'.join(markdown_table(headers, rows))
 
 
 def _study(ctx: Context, path: str, key: Optional[str]) -> Dict:
