@@ -353,3 +353,17 @@ def test_large_detector_latency_on_random_weights(work, tmp_path):
         assert lat[name] > 0
     assert report['openvino']['precisions']['fp32']['check'][
         'mismatched_images'] == 0
+
+
+@needs_openvino
+def test_layer_errors_rank_layers(tmp_path):
+    from acnet_backbone.study.backends import layer_errors
+    path = tmp_path / 'tiny.onnx'
+    _export(TinyEnd2End(), path)
+    xs = _calib(2, seed=3)
+    same = layer_errors(str(path), xs, 'fp32')
+    assert [r['op'] for r in same] == ['Conv', 'Conv']
+    assert all(r['rel_err'] == 0 for r in same)
+    if ovb.cpu_capabilities()['BF16']:
+        rows = layer_errors(str(path), xs, 'bf16')
+        assert all(0 < r['rel_err'] < 0.05 for r in rows), rows

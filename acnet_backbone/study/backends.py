@@ -197,6 +197,72 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
     return result
 
 
+def layer_errors(onnx_path: str, inputs: Sequence[np.ndarray],
+                 precision: str = 'bf16', threads: Optional[int] = 1,
+                 reference: Optional[str] = None,
+                 op_types: Sequence[str] = ('Conv', )) -> List[Dict]:
+    """Where a precision loses accuracy: the relative error of every
+    ``op_types`` output of an end-to-end file compiled in ``precision``
+    against the reference file compiled in fp32, on ``inputs``.
+
+    BF16: ``layer_errors('end2end.onnx', xs, 'bf16')``; INT8:
+    ``layer_errors('end2end_int8.onnx', xs, 'fp32',
+    reference='end2end.onnx')`` (the QDQ file keeps the tensor names). Each
+    compared tensor is made a model output in both compiled models, which
+    can change OpenVINO's fusions a little: use it to rank layers; the
+    deployed model's error is the deploy check's.
+
+    Args:
+        onnx_path (str): the file whose precision is examined.
+        inputs (list[np.ndarray]): preprocessed ``[1, 3, H, W]`` inputs.
+        precision (str): ``'bf16'`` or ``'fp32'``. Defaults to ``'bf16'``.
+        threads (int, optional): OpenVINO threads. Defaults to 1.
+        reference (str, optional): the fp32 reference file; None:
+            ``onnx_path``.
+        op_types (list[str]): ONNX op types whose outputs are compared.
+            Defaults to ``('Conv', )``.
+
+    Returns:
+        list[dict]: one row per tensor in graph order: ``tensor``, ``op``,
+        ``rel_err`` (max |a - b| / max |a| over the inputs, a the
+        reference) and ``mean_rel_err`` (mean |a - b| / mean |a|).
+    """
+    import onnx
+    import openvino as ov
+    reference = reference or onnx_path
+
+    def tensors(path):
+        graph = onnx.load(path, load_external_data=False).graph
+        return [(n.output[0], n.op_type) for n in graph.node
+                if n.op_type in op_types]
+
+    theirs = {t for t, _ in tensors(onnx_path)}
+    names = [(t, op) for t, op in tensors(reference) if t in theirs]
+    compiled = []
+    for path, hint in ((reference, 'f32'), (onnx_path, 'f32' if precision ==
+                                             'fp32' else precision)):
+        model = ov.Core().read_model(path)
+        model.add_outputs([t for t, _ in names])
+        config = {'INFERENCE_PRECISION_HINT': hint}
+        if threads:
+            config['INFERENCE_NUM_THREADS'] = threads
+        compiled.append(ov.Core().compile_model(model, 'CPU', config))
+    stats = {t: np.zeros(4) for t, _ in names}
+    for x in inputs:
+        ref, got = (c({'input': x}) for c in compiled)
+        for t, _ in names:
+            a = ref[compiled[0].output(t)].astype(np.float64)
+            diff = np.abs(got[compiled[1].output(t)] - a)
+            stats[t] = [max(stats[t][0], diff.max()),
+                        max(stats[t][1], np.abs(a).max()),
+                        stats[t][2] + diff.mean(),
+                        stats[t][3] + np.abs(a).mean()]
+    return [dict(tensor=t, op=op,
+                 rel_err=float(stats[t][0] / max(stats[t][1], 1e-12)),
+                 mean_rel_err=float(stats[t][2] / max(stats[t][3], 1e-12)))
+            for t, op in names]
+
+
 def _noise_images(folder: str, shape, n: int) -> List[str]:
     """``n`` random RGB images of ``shape`` (H, W) written into ``folder``."""
     from PIL import Image
