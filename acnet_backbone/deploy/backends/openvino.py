@@ -64,7 +64,7 @@ def import_openvino():
     except ImportError:
         raise OpenVINOMissing(
             "`backend` openvino needs the openvino package: pip install "
-            "'openvino>=2024' (or the project's extra: pip install "
+            "'openvino>=2026.4,<2027' (or the project's extra: pip install "
             "'.[openvino]'; tools/setup_env.sh installs it)") from None
     return openvino
 
