@@ -351,6 +351,56 @@ def benchmark_deploy(ctx: Context, path: str) -> str:
          for r in b['deploy']])
 
 
+#: Runtime/precision names of a backend study, in table order.
+RUNTIME_LABELS = dict(torch='torch', onnx='onnxruntime FP32',
+                      onnx_int8='onnxruntime INT8',
+                      openvino_fp32='OpenVINO FP32', openvino_bf16='OpenVINO BF16',
+                      openvino_int8='OpenVINO INT8')
+
+
+def backend_study(ctx: Context, path: str) -> str:
+    """A ``backend_study.json``: per group and runtime/precision the mean
+    bbox mAP, the drop against torch with its interval, the median latency
+    and the median speed-up over onnxruntime FP32."""
+    data = ctx.load(path)
+    rows = []
+    for s in data['summary']:
+        rows.append([label(s['name']), RUNTIME_LABELS.get(s['runtime'],
+                                                          s['runtime']),
+                     s['n'], num(s.get('bbox_mAP_mean')),
+                     '' if s['runtime'] == 'torch' else
+                     f'{num(s.get("drop_mean"), 4, True)} '
+                     f'{ci(s.get("drop_ci95"), 4)}',
+                     num(s.get('latency_ms_median'), 1),
+                     num(s.get('speedup_median'), 2)])
+    return md_table(['detector', 'runtime', 'n', 'bbox mAP (mean)',
+                     'drop vs torch [95% CI]', 'latency ms (median)',
+                     'speed-up over onnxruntime FP32'], rows)
+
+
+def backend_latency(ctx: Context, path: str) -> str:
+    """A deploy report's latency per runtime/precision (``latency_ms``),
+    with the speed-up over onnxruntime FP32 and, for OpenVINO, the precision
+    the compiled model ran."""
+    r = ctx.load(path)
+    lat = r['latency_ms']
+    ran = {f'openvino_{p}': v.get('compiled', {})
+           for p, v in r.get('openvino', {}).get('precisions', {}).items()}
+    rows = []
+    for key, name in RUNTIME_LABELS.items():
+        if not isinstance(lat.get(key), (int, float)):
+            continue
+        compiled = ran.get(key, '')
+        if isinstance(compiled, dict):
+            compiled = ', '.join(f'{k}: {v}' for k, v in compiled.items()
+                                 if not isinstance(v, (dict, list)))
+        rows.append([name, f'{lat[key]:.1f}',
+                     f'{lat["onnx"] / lat[key]:.2f}x' if lat.get('onnx')
+                     else '', compiled])
+    return md_table(['runtime', 'median ms per image',
+                     'speed-up over onnxruntime FP32', 'compiled as'], rows)
+
+
 def table(ctx: Context, path: str, key: str = 'table') -> str:
     """A recorded table kept as JSON (``{"columns": [...], "rows": [[...]]}``
     under ``key``): measurements whose tool writes no JSON of its own."""
@@ -415,5 +465,6 @@ RENDERERS: Dict[str, Callable[..., str]] = {
     f.__name__: f for f in (
         study_summary, study_diffs, int8_study, deploy_det, deploy_seg, demo,
         benchmark_inference, benchmark_train, benchmark_complexity,
-        benchmark_fusion, benchmark_deploy, table, glance, costs)
+        benchmark_fusion, benchmark_deploy, backend_study, backend_latency,
+        table, glance, costs)
 }
