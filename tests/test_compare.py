@@ -19,6 +19,7 @@ from acnet_backbone.study import (StudyError, expected_metric_keys,
                                   first_difference, mean_std, summarise,
                                   t_interval)
 from acnet_backbone.study.worker import complete_metrics
+from acnet_backbone.safe_load import safe_load
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.dirname(osp.abspath(__file__))
@@ -325,7 +326,7 @@ def test_interrupted_run_resumes_and_adds_its_time(tmp_path, shapes):
     run_dir = work / 'retinanet_fcnresnet18_fpn_shapes' / 'seed_5'
     assert (run_dir / 'iter_3.pth').exists()
     assert not (run_dir / 'result.json').exists()
-    meta = torch.load(run_dir / 'iter_3.pth', weights_only=True)['meta']
+    meta = safe_load(run_dir / 'iter_3.pth')['meta']
     before = meta['study']['train_seconds']
     assert before > 0 and [p[0] for p in meta['study']['loss_curve']] == [
         1, 2, 3]

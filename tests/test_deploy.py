@@ -12,6 +12,7 @@ from mmengine.config import Config
 from acnet_backbone.deploy.checkpoint import (FuseError, build_detector,
                                               fuse_checkpoint)
 from acnet_backbone.deploy.staging import check_out_dir, staged_outputs
+from acnet_backbone.safe_load import safe_load
 from acnet_backbone.testing import import_blocker
 from conftest import randomize_bn
 
@@ -98,7 +99,7 @@ def test_fused_files_run_without_the_plugin(trained):
     assert result.returncode == 0, result.stderr[-2000:]
     got = torch.load(tmp / 'y.pth', weights_only=True)
     model = build_detector(Config.fromfile(CONFIG))
-    model.load_state_dict(torch.load(ckpt, weights_only=True)['state_dict'])
+    model.load_state_dict(safe_load(ckpt)['state_dict'])
     with torch.no_grad():
         ref = [t for level in model.eval()(x, mode='tensor') for t in level]
     scale = max(r.abs().max() for r in ref)
@@ -121,7 +122,7 @@ def _bad_inputs(tmp, ckpt):
     evil = tmp / 'evil.pth'
     torch.save({'state_dict': {'x': _Hostile(str(tmp / 'pwned'))}}, evil)
     wrong = tmp / 'wrong.pth'
-    sd = torch.load(ckpt, weights_only=True)['state_dict']
+    sd = safe_load(ckpt)['state_dict']
     sd.pop('backbone.conv1.weight')
     sd['extra.weight'] = torch.zeros(1)
     torch.save({'state_dict': sd}, wrong)

@@ -13,6 +13,7 @@ from mmengine.config import Config
 from torch import nn
 
 from acnet_backbone.deploy.errors import FuseError
+from acnet_backbone.deploy.mmdeploy_compat import torchscript_export_kwargs
 from acnet_backbone.deploy.quantize import (calibration_set, int8_agreement,
                                             network_nodes, quantize_end2end)
 from acnet_backbone.study.int8 import int8_study
@@ -65,7 +66,8 @@ def _export(model, path, opset=11):
                           input_names=['input'],
                           output_names=['dets', 'labels'],
                           dynamic_axes={'input': {2: 'h', 3: 'w'}},
-                          opset_version=opset, dynamo=False)
+                          opset_version=opset,
+                          **torchscript_export_kwargs())
 
 
 def _calib(n=8, seed=0):

@@ -5,6 +5,7 @@ import os
 import os.path as osp
 
 from acnet_backbone.datasets import make_shapes_cls_dataset, make_shapes_dataset
+from acnet_backbone.safe_load import safe_load
 from acnet_backbone.study import run_journey
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -67,7 +68,7 @@ def test_each_seed_finetunes_from_its_own_pretraining(tmp_path):
         assert 'bbox_mAP' in run
     # the two pretrainings differ: the seed reached the pretraining too
     import torch
-    a, b = (torch.load(pre[s]['checkpoint'], weights_only=True)['state_dict']
+    a, b = (safe_load(pre[s]['checkpoint'])['state_dict']
             for s in (3, 4))
     assert not torch.equal(a['backbone.conv1.weight'],
                            b['backbone.conv1.weight'])

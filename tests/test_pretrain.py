@@ -11,6 +11,7 @@ from mmengine.config import Config
 
 import acnet_backbone  # noqa: F401
 from acnet_backbone.backbones import PretrainedMismatchError
+from acnet_backbone.safe_load import safe_load
 from acnet_backbone.datasets import (make_shapes_cls_dataset,
                                      make_shapes_dataset)
 from conftest import log_lines, randomize_bn
@@ -185,8 +186,8 @@ def test_journey_steps_pretrain_then_finetune(tmp_path):
                cwd=str(tmp_path))
     assert 'ACB branch tensors among them: 192' in log
     # the fine-tuned branch BNs of trainable stages moved, frozen ones did not
-    pre = torch.load(ckpt, weights_only=True)['state_dict']
-    post = torch.load(det_work / 'iter_2.pth', weights_only=True)['state_dict']
+    pre = safe_load(ckpt)['state_dict']
+    post = safe_load(det_work / 'iter_2.pth')['state_dict']
     key = 'layer{}.0.conv1.acb.hor_bn.running_mean'
     assert torch.equal(pre[f'backbone.{key.format(1)}'],
                        post[f'backbone.{key.format(1)}'])

@@ -25,6 +25,7 @@ from acnet_backbone.seg.deploy import (SegLogits,  # noqa: E402
                                        fuse_segmentor_checkpoint,
                                        is_segmentor_config, onnx_predictor,
                                        stock_seg_config)
+from acnet_backbone.safe_load import safe_load  # noqa: E402
 from acnet_backbone.testing import import_blocker, randomize_bn  # noqa: E402
 from test_workflow import _digest  # noqa: E402  (the tree digest)
 
@@ -256,7 +257,6 @@ def trained(seg_data, tmp_path_factory):
     """FCN-32s and d8 FCN with ACResNet, trained 2 iterations by mmengine's
     Runner and evaluated (mIoU); their checkpoints get random BN statistics
     and gammas afterwards (fresh BNs would hide fusion bugs)."""
-    from acnet_backbone.safe_load import safe_load
     from acnet_backbone.training import train_and_evaluate
     out = {}
     for path in (FCN32S_ACB, D8_ACB):
@@ -317,7 +317,7 @@ def test_fuse_verify_export(trained, tmp_path, name):
     # its own config and checkpoint against the written stock files
     trained_model = build_segmentor(Config.fromfile(config)).eval()
     trained_model.load_state_dict(
-        torch.load(ckpt, weights_only=True)['state_dict'], strict=True)
+        safe_load(ckpt)['state_dict'], strict=True)
     with torch.no_grad():
         want = SegLogits(trained_model)(x)
     assert (ref - want).abs().max() <= 1e-5 * want.abs().max()

@@ -15,6 +15,7 @@ from mmengine.config import Config
 
 from acnet_backbone.datasets import make_shapes_dataset
 from acnet_backbone.deploy.checkpoint import build_detector
+from acnet_backbone.safe_load import safe_load
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # detector configs (configs/pretrain holds mmpretrain classifiers and
@@ -113,7 +114,7 @@ def test_train_resume_test_through_tools(tmp_path):
     log = result.stdout + result.stderr
     assert 'resumed' in log.lower()
     assert (work / 'iter_5.pth').exists()
-    ckpt = torch.load(work / 'iter_5.pth', weights_only=True)
+    ckpt = safe_load(work / 'iter_5.pth')
     assert ckpt['meta']['iter'] == 5
     result = _tool('test.py', config, str(work / 'iter_5.pth'), '--work-dir',
                    str(work / 'test'), '--cfg-options', *common,
@@ -134,7 +135,7 @@ def test_train_resume_test_through_tools(tmp_path):
     result = _tool(mmdet_train, config, '--work-dir', str(work), '--resume',
                    '--cfg-options', *common, *longest, cwd=str(tmp_path))
     assert 'resumed' in (result.stdout + result.stderr).lower()
-    ckpt = torch.load(work / 'iter_7.pth', weights_only=True)
+    ckpt = safe_load(work / 'iter_7.pth')
     assert ckpt['meta']['iter'] == 7
 
 

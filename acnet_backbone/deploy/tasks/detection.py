@@ -26,7 +26,12 @@ def tensor_forward(model: nn.Module, x: Tensor):
     h, w = x.shape[-2:]
     meta = dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
                 batch_input_shape=(h, w), scale_factor=(1.0, 1.0))
-    samples = [DetDataSample(metainfo=meta) for _ in range(x.shape[0])]
+    samples = [DetDataSample() for _ in range(x.shape[0])]
+    for sample in samples:
+        # set_field, not metainfo=: that deep-copies the sizes, which are
+        # tensors under the tracer, and torch 2.1's tracer cannot copy them
+        for key, value in meta.items():
+            sample.set_field(value, key, field_type='metainfo')
     return model(x, samples, mode='tensor')
 
 
