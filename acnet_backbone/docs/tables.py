@@ -56,8 +56,11 @@ SHORT = {
 #: Metrics given in percent (two decimals); the others are fractions (three).
 PERCENT = ('mIoU', 'mAcc', 'aAcc', 'top1', 'top5')
 
-#: The README's "results at a glance": (task, setting, JSON, results page).
-#: A JSON with several differences gives one row per difference.
+#: The results at a glance: (task, setting, JSON, results page). A JSON
+#: with several differences gives one row per difference. ``GLANCE_MORE``
+#: rows appear only in the results index (``glance scope=all``), not in the
+#: README.
+GLANCE_MORE: list = []
 GLANCE = [
     ('detection', 'RetinaNet R-18, pretrained then fine-tuned',
      'docs/results/journey.json',
@@ -408,11 +411,15 @@ def table(ctx: Context, path: str, key: str = 'table') -> str:
     return md_table(t['columns'], t['rows'])
 
 
-def glance(ctx: Context) -> str:
-    """The README's results at a glance, one row per paired difference of
-    every study in :data:`GLANCE`."""
+def glance(ctx: Context, scope: str = 'front') -> str:
+    """The results at a glance, one row per paired difference of every study
+    in :data:`GLANCE` (``scope=all``: and :data:`GLANCE_MORE`); a study whose
+    JSON is not there yet is left out."""
+    if scope not in ('front', 'all'):
+        raise TypeError(f"scope must be 'front' or 'all', not {scope!r}")
     rows = []
-    for task, setting, path, page in GLANCE:
+    for task, setting, path, page in GLANCE + (
+            GLANCE_MORE if scope == 'all' else []):
         if not osp.isfile(osp.join(ctx.root, path)):
             continue
         data = ctx.load(path)
