@@ -468,9 +468,29 @@ def costs(ctx: Context, benchmark: str, int8: str) -> str:
     return md_table(['cost', 'measured'], rows)
 
 
+def branches(ctx: Context, path: str) -> str:
+    """A journey's ``branches`` (:mod:`acnet_backbone.study.branches`): per
+    ACB config and stage, mean |branch gamma or scale|, the branch kernels'
+    weight against the square kernel as they fuse, and how far the branch
+    BNs' running statistics moved, each the mean over the config's seeds."""
+    data = ctx.load(path)
+    rows = []
+    for config, stages in data['branches'].items():
+        for stage in sorted(stages, key=int):
+            v = stages[stage]
+            rows.append([label(config), stage, num(v['scale_abs_mean']),
+                         num(v['kernel_share']),
+                         '-' if v['stats_moved'] is None
+                         else num(v['stats_moved'], 2)])
+    return md_table(['fine-tuned', 'stage', 'mean abs. branch gamma or scale',
+                     'branch kernels / square kernel (Frobenius norm)',
+                     'branch BN statistics moved (max)'], rows)
+
+
 RENDERERS: Dict[str, Callable[..., str]] = {
     f.__name__: f for f in (
-        study_summary, study_diffs, int8_study, deploy_det, deploy_seg, demo,
+        study_summary, study_diffs, int8_study, branches, deploy_det,
+        deploy_seg, demo,
         benchmark_inference, benchmark_train, benchmark_complexity,
         benchmark_fusion, benchmark_deploy, backend_study, backend_latency,
         table, glance, costs)

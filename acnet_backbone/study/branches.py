@@ -128,6 +128,8 @@ def plot_routes(report: Dict, branches: Dict[str, Dict], out_file: str,
     import matplotlib.pyplot as plt
     from ..staging import save_figure
     fig, (ax_loss, ax_share) = plt.subplots(1, 2, figsize=(12, 4.5))
+    # one colour per config in both panels
+    colours = {s['config']: f'C{i}' for i, s in enumerate(report['summary'])}
     curves = defaultdict(list)
     for run in report['runs']:
         if run.get('loss_curve'):
@@ -135,7 +137,8 @@ def plot_routes(report: Dict, branches: Dict[str, Dict], out_file: str,
     for config, runs in curves.items():
         its = sorted(set.intersection(*(set(r) for r in runs)))
         ax_loss.plot(its, [sum(r[i] for r in runs) / len(runs) for i in its],
-                     label=f'{config} (n={len(runs)})')
+                     label=f'{config} (n={len(runs)})',
+                     color=colours.get(config))
     ax_loss.set(xlabel='iteration', ylabel='training loss (mean over seeds)',
                 title='fine-tuning loss')
     ax_loss.set_yscale('log')
@@ -144,7 +147,7 @@ def plot_routes(report: Dict, branches: Dict[str, Dict], out_file: str,
         xs = sorted(stages, key=int)
         ax_share.plot([int(s) for s in xs],
                       [stages[s]['kernel_share'] for s in xs], 'o-',
-                      label=config)
+                      label=config, color=colours.get(config))
     ax_share.set(xlabel='stage', ylabel='|branch kernels| / |square kernel|',
                  title='weight of the asymmetric branches after fine-tuning')
     ax_share.set_xticks([1, 2, 3, 4])
