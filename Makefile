@@ -4,7 +4,7 @@ PY := .venv/bin/python
 # loadfile: a test file (and its module-scoped fixtures) stays on one worker
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg clean
+.PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg study-start study-start-seg clean
 
 setup:
 	@bash tools/setup_env.sh
