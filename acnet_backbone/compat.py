@@ -170,3 +170,20 @@ def missing_torch_feature(name: str) -> Optional[str]:
         return None
     import torch
     return f'needs {what}; torch {torch.__version__} lacks it'
+
+
+def register_load_state_dict_pre_hook(module, hook):
+    """``module.register_load_state_dict_pre_hook(hook)`` on every torch.
+
+    The public method is newer than torch 2.1, which has the same hook as
+    ``_register_load_state_dict_pre_hook(hook, with_module=True)``: ``hook``
+    is called as ``hook(module, state_dict, prefix, local_metadata, strict,
+    missing_keys, unexpected_keys, error_msgs)`` either way.
+
+    Returns:
+        The handle whose ``remove()`` unregisters the hook.
+    """
+    public = getattr(module, 'register_load_state_dict_pre_hook', None)
+    if public is not None:
+        return public(hook)
+    return module._register_load_state_dict_pre_hook(hook, with_module=True)

@@ -17,6 +17,7 @@ from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
+from ..compat import register_load_state_dict_pre_hook
 from ..convert import (ACBSite, convert_convs, count_acb, find_acb_sites,
                        fuse_acb_sites)
 from ..layers import ACB_MODES, ACBranches, ACConv2d, branch_norm_cfg
@@ -231,8 +232,8 @@ class ACNet:
             if any(prefix + k in state_dict for k in module.gamma_params()):
                 loaded.add(id(module))
 
-        handles = [self.register_load_state_dict_pre_hook(self._check_fits)]
-        handles += [m.register_load_state_dict_pre_hook(seen)
+        handles = [register_load_state_dict_pre_hook(self, self._check_fits)]
+        handles += [register_load_state_dict_pre_hook(m, seen)
                     for m in self.modules() if isinstance(m, ACBranches)]
         try:
             super().init_weights()
