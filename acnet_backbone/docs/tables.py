@@ -60,7 +60,11 @@ PERCENT = ('mIoU', 'mAcc', 'aAcc', 'top1', 'top5')
 #: with several differences gives one row per difference. ``GLANCE_MORE``
 #: rows appear only in the results index (``glance scope=all``), not in the
 #: README.
-GLANCE_MORE: list = []
+GLANCE_MORE = [
+    ('detection', 'RetinaNet R-18, which starting point',
+     'docs/results/start_det.json',
+     'docs/results/detection.md#which-starting-point'),
+]
 GLANCE = [
     ('detection', 'RetinaNet R-18, pretrained then fine-tuned',
      'docs/results/journey.json',
@@ -107,8 +111,25 @@ class Context:
         return posixpath.relpath(path, start) + anchor
 
 
-def label(name: str) -> str:
-    return LABELS.get(name, f'`{name}`')
+#: Other names for some configs in one study's tables (``labels=<set>``).
+LABEL_SETS = {
+    'start': {
+        'retinanet_fcnresnet18_fpn_shapes-ft': 'plain -> plain',
+        'retinanet_acresnet18_fpn_shapes-ft': "ACB -> ACB 'bn' (the paper's)",
+        'fcn-d8_fcnresnet18_shapes-ft': 'd8 FCN, plain -> plain',
+        'fcn-d8_acresnet18_shapes-ft': "d8 FCN, ACB -> ACB 'bn'",
+    },
+}
+
+
+def label(name: str, labels: Optional[str] = None) -> str:
+    """How a config is named in a table (``labels``: a set of
+    :data:`LABEL_SETS` first)."""
+    if labels is not None and labels not in LABEL_SETS:
+        raise TypeError(f'unknown labels {labels!r} (known: '
+                        f'{", ".join(sorted(LABEL_SETS))})')
+    names = LABEL_SETS.get(labels, {})
+    return names.get(name) or LABELS.get(name, f'`{name}`')
 
 
 def short(metric: str) -> str:
@@ -159,7 +180,8 @@ def _per_seed(runs: List[Dict], config: str, metric: str) -> Dict[int, float]:
     return {r['seed']: r[metric] for r in runs if r['config'] == config}
 
 
-def study_summary(ctx: Context, path: str, key: Optional[str] = None) -> str:
+def study_summary(ctx: Context, path: str, key: Optional[str] = None,
+                  labels: Optional[str] = None) -> str:
     """Per config of a ``compare.json`` (or its ``key``, e.g. ``pretrain``):
     n, mean +- sample std, 95% interval, every seed, (mAP@0.5 and mAP@0.75
     for COCO metrics), mean training seconds and final loss."""
@@ -175,7 +197,7 @@ def study_summary(ctx: Context, path: str, key: Optional[str] = None) -> str:
     rows = []
     for s in data['summary']:
         vals = _per_seed(data['runs'], s['config'], m)
-        row = [label(s['config']), s['n'],
+        row = [label(s['config'], labels), s['n'],
                f'{num(s[m + "_mean"], nd)} +- {num(s[m + "_std"], nd)}',
                ci(s.get(m + '_ci95'), nd, sign=False),
                ', '.join(num(vals[k], nd) for k in sorted(vals))]
@@ -186,7 +208,8 @@ def study_summary(ctx: Context, path: str, key: Optional[str] = None) -> str:
     return md_table(headers, rows)
 
 
-def study_diffs(ctx: Context, path: str, key: Optional[str] = None) -> str:
+def study_diffs(ctx: Context, path: str, key: Optional[str] = None,
+                labels: Optional[str] = None) -> str:
     """The paired (by seed) differences of a ``compare.json``: mean, sd of
     the differences, Student-t 95% interval and every seed's difference."""
     data = _study(ctx, path, key)
@@ -197,7 +220,8 @@ def study_diffs(ctx: Context, path: str, key: Optional[str] = None) -> str:
         a = _per_seed(data['runs'], d['config'], m)
         b = _per_seed(data['runs'], d['baseline'], m)
         per = [num(a[s] - b[s], nd, True) for s in sorted(set(a) & set(b))]
-        rows.append([f'{label(d["config"])} - {label(d["baseline"])}', d['n'],
+        rows.append([f'{label(d["config"], labels)} - '
+                     f'{label(d["baseline"], labels)}', d['n'],
                      num(d[m + '_diff_mean'], nd, True),
                      num(d[m + '_diff_std'], nd), ci(d['ci95'], nd),
                      f'{", ".join(per)} (seeds {seed_range(d["seeds"])})'])
@@ -429,7 +453,8 @@ def glance(ctx: Context, scope: str = 'front') -> str:
             nd = digits(m)
             mode = ''
             if len(data['differences']) > 1:
-                mode = ', ' + SHORT.get(d['config'], label(d['config']))
+                mode = ', ' + SHORT.get(d['config'],
+                                        label(d['config'], 'start'))
             rows.append([task, setting + mode, m,
                          num(means[d['baseline']][m + '_mean'], nd),
                          num(means[d['config']][m + '_mean'], nd),
@@ -468,7 +493,7 @@ def costs(ctx: Context, benchmark: str, int8: str) -> str:
     return md_table(['cost', 'measured'], rows)
 
 
-def branches(ctx: Context, path: str) -> str:
+def branches(ctx: Context, path: str, labels: Optional[str] = None) -> str:
     """A journey's ``branches`` (:mod:`acnet_backbone.study.branches`): per
     ACB config and stage, mean |branch gamma or scale|, the branch kernels'
     weight against the square kernel as they fuse, and how far the branch
@@ -478,7 +503,8 @@ def branches(ctx: Context, path: str) -> str:
     for config, stages in data['branches'].items():
         for stage in sorted(stages, key=int):
             v = stages[stage]
-            rows.append([label(config), stage, num(v['scale_abs_mean']),
+            rows.append([label(config, labels), stage,
+                         num(v['scale_abs_mean']),
                          num(v['kernel_share']),
                          '-' if v['stats_moved'] is None
                          else num(v['stats_moved'], 2)])
