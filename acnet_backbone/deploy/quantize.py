@@ -12,7 +12,7 @@ with onnxruntime's static quantisation:
   opset 11, so the graph is converted to opset 13 first.
 * Activations: unsigned 8-bit by default (U8S8). On x86 CPUs with VNNI
   onnxruntime runs U8S8 convolutions faster than FP32 and signed activations
-  (S8S8) *slower* (measured here, ``docs/int8.md``).
+  (S8S8) *slower* (measured: ``docs/results/deployment.md``, INT8 variants).
 * Calibration: activation ranges from training images (never the images the
   mAP is measured on) through the config's test pipeline.
 * Scope: only the network is quantised (``'conv'``: its convolutions,
@@ -40,7 +40,7 @@ SCOPES = ('conv', 'network', 'all')
 ACTIVATIONS = ('u8', 's8')
 # no 'entropy': through quantize_static onnxruntime 1.32 histograms with 128
 # bins into 128 quantised bins, which makes its entropy threshold the full
-# range, the same file as MinMax (measured, docs/int8.md)
+# range, the same file as MinMax (docs/user_guides/deploy.md, INT8 notes)
 METHODS = ('minmax', 'percentile')
 # IoU at which an INT8 detection counts as the FP32 one (same label)
 AGREEMENT_IOU = 0.5
