@@ -405,27 +405,38 @@ def backend_study(ctx: Context, path: str) -> str:
                      'speed-up over onnxruntime FP32'], rows)
 
 
+def _compiled(info: Dict) -> str:
+    """``hint / convolutions`` of what OpenVINO compiled."""
+    convs = ', '.join(f'{n} {p}' for p, n in
+                      info.get('convolutions', {}).items())
+    return f'{info.get("hint", "")} / {convs}' if info else ''
+
+
 def backend_latency(ctx: Context, path: str) -> str:
-    """A deploy report's latency per runtime/precision (``latency_ms``),
-    with the speed-up over onnxruntime FP32 and, for OpenVINO, the precision
-    the compiled model ran."""
+    """A deploy report's runtimes/precisions: median latency
+    (``latency_ms``), speed-up over onnxruntime FP32, what OpenVINO compiled
+    and, with ``eval``, the bbox mAP and its drop against torch."""
     r = ctx.load(path)
-    lat = r['latency_ms']
+    lat, ev = r['latency_ms'], r.get('eval', {})
     ran = {f'openvino_{p}': v.get('compiled', {})
            for p, v in r.get('openvino', {}).get('precisions', {}).items()}
     rows = []
     for key, name in RUNTIME_LABELS.items():
         if not isinstance(lat.get(key), (int, float)):
             continue
-        compiled = ran.get(key, '')
-        if isinstance(compiled, dict):
-            compiled = ', '.join(f'{k}: {v}' for k, v in compiled.items()
-                                 if not isinstance(v, (dict, list)))
-        rows.append([name, f'{lat[key]:.1f}',
-                     f'{lat["onnx"] / lat[key]:.2f}x' if lat.get('onnx')
-                     else '', compiled])
-    return md_table(['runtime', 'median ms per image',
-                     'speed-up over onnxruntime FP32', 'compiled as'], rows)
+        row = [name, _compiled(ran.get(key, {})), f'{lat[key]:.1f}',
+               f'{lat["onnx"] / lat[key]:.2f}x' if lat.get('onnx') else '']
+        if ev:
+            m = ev.get(key, {}).get('bbox_mAP')
+            drop = (None if key == 'torch' or m is None else
+                    ev['torch']['bbox_mAP'] - m)
+            row += [num(m), '' if drop is None else num(drop, 3, True)]
+        rows.append(row)
+    headers = ['runtime', 'compiled: hint / convolutions',
+               f'median ms ({lat.get("images", "?")} images)',
+               'vs onnxruntime FP32']
+    headers += ['bbox mAP', 'drop vs torch'] if ev else []
+    return md_table(headers, rows)
 
 
 def table(ctx: Context, path: str, key: str = 'table') -> str:
