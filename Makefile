@@ -1,8 +1,13 @@
 # The two README commands: `make demo` (the main job) and `make test`.
 # Both create .venv/ and install only what is missing (tools/setup_env.sh).
 PY := .venv/bin/python
-# loadfile: a test file (and its module-scoped fixtures) stays on one worker
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# Two xdist workers. A worker has been seen to die of a segmentation fault
+# inside Python's garbage collector (test_journey, test_errors; both stacks; not
+# reproduced alone, cause not found yet): pytest-rerunfailures runs a test whose
+# worker crashed once more on a fresh worker. Only crashes are rerun: a test
+# that fails an assertion fails (--only-rerun matches no assertion message).
+# --dist load (not loadfile): its scheduler can hand a crashed test back.
+PYTEST_ARGS ?= -n 2 --dist load --reruns 1 --only-rerun 'xdist worker crash'
 
 .PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg study-start study-start-seg clean
 

@@ -35,7 +35,8 @@ setup(
     ],
     extras_require={
         'dev': [
-            'pytest', 'pytest-xdist', 'pytest-timeout', 'hypothesis',
+            'pytest', 'pytest-xdist', 'pytest-timeout', 'pytest-rerunfailures',
+            'hypothesis',
             'onnx', 'onnxruntime', 'onnxscript', 'torchvision', 'ruff',
             'mmsegmentation>=1.2.2,<2', 'ftfy', 'regex', 'mmpretrain>=1.2.0,<2',
             # mmdeploy's own requirements less its protobuf pin; mmdeploy
