@@ -351,6 +351,7 @@ def test_compat_shim_is_scoped():
     # the RTMDet rewrite (boxes clipped as mmdet clips them) is registered
     # for onnxruntime inside the block only
     from mmdeploy.core import FUNCTION_REWRITER
+    from mmdeploy.core.rewriters.rewriter_utils import collect_env
     from mmdeploy.utils import IR, Backend
 
     from acnet_backbone.deploy.mmdeploy_compat import (
@@ -364,8 +365,10 @@ def test_compat_shim_is_scoped():
     assert not ours()
     with mmdeploy_export_compat():
         assert ours()
+        # the environment mmdeploy's RewriterContext builds (backend, IR and
+        # library versions): a bare dict works only after an export ran
         active = FUNCTION_REWRITER._registry.get_records(
-            dict(backend=Backend.ONNXRUNTIME, ir=IR.ONNX))
+            collect_env(Backend.ONNXRUNTIME, IR.ONNX))
         assert (RTMDET_PREDICT, ours()[0]) in active
     assert not ours()
 
