@@ -26,13 +26,10 @@ def pretrain_options(cls_data):
         'model.backbone.base_channels': 8, 'model.head.in_channels': 64})
 
 
-def test_each_seed_finetunes_from_its_own_pretraining(tmp_path):
-    cls_data, det_data = tmp_path / 'cls', tmp_path / 'det'
-    make_shapes_cls_dataset(str(cls_data), 8, 4, 32, progress=False)
-    make_shapes_dataset(str(det_data), 4, 2, 96, progress=False)
-    pre_opts = pretrain_options(cls_data)
+def finetune_options(det_data):
+    """The shapes RetinaNets at width 8 on ``det_data``, 2 iterations."""
     root = f'{det_data}/'
-    ft_opts = dict(LOADERS, **{
+    return dict(LOADERS, **{
         'train_dataloader.dataset.data_root': root,
         'val_dataloader.dataset.data_root': root,
         'val_evaluator.ann_file': f'{root}annotations/val.json',
@@ -40,6 +37,14 @@ def test_each_seed_finetunes_from_its_own_pretraining(tmp_path):
         'default_hooks.checkpoint.interval': 2,
         'model.backbone.base_channels': 8,
         'model.neck.in_channels': [8, 16, 32, 64]})
+
+
+def test_each_seed_finetunes_from_its_own_pretraining(tmp_path):
+    cls_data, det_data = tmp_path / 'cls', tmp_path / 'det'
+    make_shapes_cls_dataset(str(cls_data), 8, 4, 32, progress=False)
+    make_shapes_dataset(str(det_data), 4, 2, 96, progress=False)
+    pre_opts = pretrain_options(cls_data)
+    ft_opts = finetune_options(det_data)
     work = tmp_path / 'journey'
     report = run_journey(
         str(work), [3, 4],
@@ -153,15 +158,7 @@ def test_routes_start_from_plain_acb_and_fused_pretrainings(tmp_path):
     cls_data, det_data = tmp_path / 'cls', tmp_path / 'det'
     make_shapes_cls_dataset(str(cls_data), 8, 4, 32, progress=False)
     make_shapes_dataset(str(det_data), 4, 2, 96, progress=False)
-    root = f'{det_data}/'
-    ft_opts = dict(LOADERS, **{
-        'train_dataloader.dataset.data_root': root,
-        'val_dataloader.dataset.data_root': root,
-        'val_evaluator.ann_file': f'{root}annotations/val.json',
-        'train_dataloader.batch_size': 2, 'train_cfg.max_iters': 2,
-        'default_hooks.checkpoint.interval': 2,
-        'model.backbone.base_channels': 8,
-        'model.neck.in_channels': [8, 16, 32, 64]})
+    ft_opts = finetune_options(det_data)
     shapes = osp.join(ROOT, 'configs', 'shapes')
     routes = [Route(start, osp.join(shapes, f'{name}.py')) for start, name in (
         ('plain', 'retinanet_fcnresnet18_fpn_shapes-ft'),

@@ -31,8 +31,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 from .api import run_plan, study_plan
 from .branches import plot_routes, route_branches
 from .report import DEFAULT_METRIC, markdown
-from .runs import (RunSpec, StudyError, check_config, merged_config,
-                   run_dir)
+from .runs import (RunSpec, StudyError, check_config, config_name,
+                   merged_config, run_dir)
 from ..staging import write_json, write_text
 
 CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(
@@ -193,7 +193,7 @@ def run_routes(work_dir: str, seeds: Sequence[int], routes: Sequence[Route],
                       title='fine-tuned from the same seed\'s pretraining')
     branches = route_branches(ft)
     report = dict(ft, pretrain=pre, branches=branches,
-                  routes=[dict(config=osp.splitext(osp.basename(r.config))[0],
+                  routes=[dict(config=config_name(r.config),
                                start=r.start) for r in routes])
     write_json(osp.join(work_dir, 'journey.json'), report)
     if len(routes) > 2 or branches:
@@ -202,7 +202,7 @@ def run_routes(work_dir: str, seeds: Sequence[int], routes: Sequence[Route],
     text = ('Pretraining (mmpretrain, val top-1 accuracy):\n\n' +
             markdown(pre) + '\nFine-tuned models (each seed fine-tunes '
             'from the same seed\'s pretraining; start of each route: ' +
-            ', '.join(f'{osp.splitext(osp.basename(r.config))[0]} <- '
+            ', '.join(f'{config_name(r.config)} <- '
                       f'{r.start}' for r in routes) + '):\n\n' +
             markdown(ft))
     write_text(osp.join(work_dir, 'journey.md'), text)
