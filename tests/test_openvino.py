@@ -335,6 +335,16 @@ def test_backend_study_from_a_study_json(tmp_path, monkeypatch):
     bad.write_text('[]')
     with pytest.raises(InputError, match='not a study JSON'):
         runs_from_study(str(bad))
+    # runs picked by config name, in the order asked for
+    picked = runs_from_study(str(study), ['acb', 'plain'])
+    assert [(r['name'], r['seed']) for r in picked] == [
+        ('acb', 0), ('acb', 1), ('acb', 2), ('plain', 0), ('plain', 1),
+        ('plain', 2)]
+    with pytest.raises(InputError, match='no run of other'):
+        runs_from_study(str(study), ['other'])
+    with pytest.raises(InputError, match='study JSON'):
+        backend_study([('cfg.py', 'x.pth')], str(tmp_path / 'w2'),
+                      names=['plain'])
 
 
 @needs_openvino

@@ -5,6 +5,7 @@ INT8) and OpenVINO (FP32, BF16, INT8), interleaved on the same inputs.
     # many trained detectors: a study JSON (compare.json / journey.json) or
     # CONFIG CHECKPOINT pairs
     python tools/backend_study.py detectors --study STUDY.json --work-dir W
+        [--configs NAME ...]
     python tools/backend_study.py detectors --runs CFG CKPT [CFG CKPT ...]
         --work-dir W [--precision fp32 bf16 int8] [--num-images N]
     # one large detector at full resolution (random weights unless
@@ -35,6 +36,9 @@ def parse_args(argv=None):
     src.add_argument('--study', help='a study JSON with checkpoints')
     src.add_argument('--runs', nargs='+', metavar='CFG_OR_CKPT',
                      help='CONFIG CHECKPOINT pairs')
+    det.add_argument('--configs', nargs='+', metavar='NAME',
+                     help='with --study: only the runs of these config '
+                     'names (default: every run)')
     det.add_argument('--num-images', type=int, default=20)
     det.add_argument('--calib-images', type=int, default=64)
     det.add_argument('--force', action='store_true')
@@ -81,7 +85,8 @@ def main(argv=None) -> int:
         runs = args.study or list(zip(args.runs[::2], args.runs[1::2]))
         result = backends.backend_study(
             runs, args.work_dir, args.precision, args.calib_images,
-            args.num_images, args.threads, args.force, logger)
+            args.num_images, args.threads, args.force, logger,
+            names=args.configs)
     except AcnetError as err:
         print(f'error: {str(err).splitlines()[0]}', file=sys.stderr)
         return 2

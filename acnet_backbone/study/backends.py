@@ -27,15 +27,23 @@ LABELS = dict(torch='torch', onnx='ORT FP32', onnx_int8='ORT INT8',
 STUDY_FILE = 'backend_study.json'
 
 
-def runs_from_study(path: str) -> List[Dict]:
+def runs_from_study(path: str,
+                    names: Optional[Sequence[str]] = None) -> List[Dict]:
     """The runs of a study JSON (``compare.json`` / ``journey.json``
     written by :func:`~acnet_backbone.study.run_study`) as study inputs:
     ``config`` (the run's own ``config.py`` beside its checkpoint when it
     exists, which carries its options, else ``config_path``),
     ``checkpoint``, ``seed`` and ``name`` (the study's config name).
 
+    Args:
+        path (str): the study JSON.
+        names (list[str], optional): keep only the runs of these config
+            names (e.g. ``retinanet_fcnresnet18_fpn_shapes-ft``), in this
+            order; None: every run.
+
     Raises:
-        InputError: the file is missing, not a study or has no checkpoint.
+        InputError: the file is missing, not a study, has no checkpoint, or
+            has no run of a name asked for.
     """
     if not osp.isfile(path):
         raise InputError(f'study file not found: {path}')
@@ -56,12 +64,23 @@ def runs_from_study(path: str) -> List[Dict]:
                                                        row['config']),
             checkpoint=ckpt, seed=row.get('seed'),
             name=osp.splitext(osp.basename(str(row['config'])))[0]))
-    return runs
+    if names is None:
+        return runs
+    have = list(dict.fromkeys(r['name'] for r in runs))
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise InputError(f'{path} has no run of {missing[0]} (it has '
+                         f'{", ".join(have)})')
+    return [r for n in names for r in runs if r['name'] == n]
 
 
-def _as_runs(runs: Union[str, Sequence]) -> List[Dict]:
+def _as_runs(runs: Union[str, Sequence],
+             names: Optional[Sequence[str]] = None) -> List[Dict]:
     if isinstance(runs, str):
-        return runs_from_study(runs)
+        return runs_from_study(runs, names)
+    if names is not None:
+        raise InputError('`names` selects runs of a study JSON; give the '
+                         'CONFIG CHECKPOINT pairs wanted instead')
     out = []
     for run in runs:
         run = dict(run) if isinstance(run, dict) else dict(
@@ -137,7 +156,8 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
                   num_images: int = 20,
                   threads: Optional[int] = 1,
                   force: bool = False,
-                  logger=None) -> Dict:
+                  logger=None,
+                  names: Optional[Sequence[str]] = None) -> Dict:
     """bbox mAP and latency of torch, onnxruntime FP32/INT8 and OpenVINO at
     each precision, over many trained detectors.
 
@@ -165,6 +185,8 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
         threads (int, optional): threads of every runtime. Defaults to 1.
         force (bool): redo runs that have a report. Defaults to False.
         logger: an ``MMLogger``; None: the current one.
+        names (list[str], optional): with a study JSON, only the runs of
+            these config names (:func:`runs_from_study`).
 
     Returns:
         dict: ``runs`` (one row per run, :func:`study_row`), ``summary``
@@ -174,7 +196,7 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
     from ..deploy.backends.openvino import plan_backend
     from ..deploy.end2end import deploy_checkpoint
     from ..staging import write_json
-    runs = _as_runs(runs)
+    runs = _as_runs(runs, names)
     plan = plan_backend('openvino', precisions, True)
     rows = []
     for i, run in enumerate(runs):
