@@ -17,6 +17,8 @@ from PIL import Image
 
 from acnet_backbone.datasets import (SEG_CLASSES,  # noqa: E402
                                      make_shapes_seg_dataset)
+from acnet_backbone.deploy.backends.openvino import \
+    openvino_version  # noqa: E402
 from acnet_backbone.deploy.checkpoint import FuseError  # noqa: E402
 from acnet_backbone.seg import (CheckSegMap, FCN32sHead,  # noqa: E402
                                 SegMapError)
@@ -30,6 +32,7 @@ from acnet_backbone.testing import import_blocker, randomize_bn  # noqa: E402
 from test_workflow import _digest  # noqa: E402  (the tree digest)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+HAS_OPENVINO = openvino_version() is not None
 SEG_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'seg', '*.py')))
 FCN32S_ACB = osp.join(ROOT, 'configs', 'seg', 'fcn32s_acresnet18_shapes.py')
 D8_ACB = osp.join(ROOT, 'configs', 'seg', 'fcn-d8_acresnet18_shapes.py')
@@ -499,7 +502,9 @@ def test_deploy_tool_takes_a_segmentor(trained, tmp_path):
     report = json.load(open(tmp_path / 'r.json'))
     assert report['mIoU']['onnx'] == pytest.approx(report['mIoU']['trained'])
     for option, words in ((['--int8'], '--int8 is for detectors'),
-                          (['--threads', '1'], '--threads is for detectors')):
+                          (['--threads', '1'], 'need --backend openvino'),
+                          (['--backend', 'openvino', '--precision', 'int8'],
+                           'a segmentor has no INT8 file')):
         bad = subprocess.run(
             [sys.executable, tool, config, ckpt, '--out-dir',
              str(tmp_path / 'no'), *option],
@@ -508,6 +513,59 @@ def test_deploy_tool_takes_a_segmentor(trained, tmp_path):
         assert bad.returncode == 2 and len(lines) == 1, bad.stderr[-2000:]
         assert lines[0].startswith('error:') and words in lines[0]
     assert not (tmp_path / 'no').exists()
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason='openvino is not installed')
+def test_segmentor_in_openvino(trained, tmp_path, monkeypatch):
+    """backend openvino: fused.onnx run in OpenVINO FP32 (checked as
+    strictly as onnxruntime) and BF16 where the CPU has it, mIoU per
+    precision, latency interleaved, IR written; an OpenVINO FP32 output that
+    drifts from torch fails the deployment and writes nothing."""
+    from acnet_backbone.deploy import end2end
+    from acnet_backbone.deploy.backends import openvino as ovb
+    from acnet_backbone.deploy.tasks import segmentation
+    config, ckpt = trained['fcn-d8_acresnet18_shapes.py']
+    precisions = ['fp32'] + (['bf16'] if ovb.cpu_capabilities()['BF16']
+                             else [])
+    out = tmp_path / 'ov'
+    report = end2end.deploy_any_checkpoint(
+        config, ckpt, str(out), shape=(64, 64), num_images=4, threads=1,
+        backend='openvino', save_ir=True)
+    assert sorted(os.listdir(out)) == ['fused.bin', 'fused.onnx',
+                                       'fused.pth', 'fused.xml',
+                                       'fused_config.py']
+    ran = report['openvino']['precisions']
+    assert list(ran) == precisions  # default: the native ones, no int8
+    assert ran['fp32']['compiled']['hint'] == 'fp32'
+    assert ran['fp32']['unexplained'] == 0 and ran['fp32']['inputs'] == 4
+    for p in precisions:
+        assert ran[p]['pixels'] == 4 * 64 * 64
+        assert report['mIoU'][f'openvino_{p}'] == pytest.approx(
+            report['mIoU']['onnx'], abs=0.5 if p == 'bf16' else 1e-6)
+    lat = report['latency_ms']
+    assert set(lat['median']) == {'torch', 'onnx'} | {
+        f'openvino_{p}' for p in precisions}
+    assert all(v > 0 for v in lat['median'].values())
+    assert lat['shape'] == [64, 64] and lat['threads'] == 1
+    lines = '\n'.join(segmentation.SegmentationTask().summary_lines(report))
+    assert 'OpenVINO FP32 vs torch (ran: hint fp32' in lines
+    assert 'mIoU (openvino_fp32, 4 test images)' in lines
+    # OpenVINO FP32 that drifts from torch: refused, nothing written
+    real = segmentation.session_predictor
+
+    def drifting(session):
+        predict = real(session)
+        if not isinstance(session, ovb.OpenVINOSession):
+            return predict
+        return lambda x: predict(x) * 1.01
+
+    monkeypatch.setattr(segmentation, 'session_predictor', drifting)
+    with pytest.raises(FuseError, match='OpenVINO fp32 vs torch check '
+                       'failed'):
+        end2end.deploy_any_checkpoint(
+            config, ckpt, str(tmp_path / 'bad'), shape=(64, 64),
+            num_images=4, backend='openvino', precisions=['fp32'])
+    assert not (tmp_path / 'bad').exists()
 
 
 # ------------------------------------- the class-fraction reference

@@ -18,7 +18,8 @@ QDQ quantisation of the convolutions, decoding and NMS in float); --backend
 openvino also runs the files in OpenVINO at each --precision (--save-ir:
 DIR/end2end.xml/.bin). An mmseg segmentor is deployed as tools/fuse.py
 --onnx deploys it (DIR/fused.onnx with the mIoU of trained, fused and ONNX
-models; --eval: the whole test set). The pipeline is
+models; --eval: the whole test set); --backend openvino also runs it in
+OpenVINO at fp32/bf16 with mIoU and latency per runtime. The pipeline is
 acnet_backbone.deploy.end2end.deploy_any_checkpoint.
 """
 import argparse

@@ -23,6 +23,7 @@ from ..errors import FuseError
 from ..staging import check_out_dir, staged_outputs
 from .common import (OUTPUT_NAMES, first_line, load_checkpoint_strict,
                      load_config, write_fused)
+from .backends.openvino import ir_names
 from .fuse import fuse_model, has_acb
 from .tasks import Task, task_for
 
@@ -45,6 +46,15 @@ class FuseOptions:
         force (bool): overwrite existing outputs. Defaults to False.
         analyze (bool): detectors: count parameters and FLOPs. Defaults to
             True.
+        precisions (tuple[str], optional): segmentors, with ``onnx``: also
+            run ``fused.onnx`` in OpenVINO at each of these precisions
+            (``fp32``, ``bf16``), checked against torch, with mIoU and
+            latency interleaved with torch and onnxruntime. None: onnxruntime
+            only.
+        threads (int, optional): with ``precisions``: onnxruntime's and
+            OpenVINO's threads for the timed runs; None: their choice.
+        save_ir (bool): with ``precisions``: also write ``fused.xml`` /
+            ``fused.bin`` (OpenVINO IR). Defaults to False.
         require_acb (bool): refuse a model without ACB ("nothing to fuse");
             False converts a plain (``FCNResNet``) model to its stock form
             too, verified the same way. Defaults to True.
@@ -58,6 +68,9 @@ class FuseOptions:
     opset: Optional[int] = None
     force: bool = False
     analyze: bool = True
+    precisions: Optional[Tuple[str, ...]] = None
+    threads: Optional[int] = None
+    save_ir: bool = False
     require_acb: bool = True
     logger: Any = None
 
@@ -119,7 +132,12 @@ def fuse(config: str, checkpoint: str, out_dir: str,
     cfg = load_config(config)
     task = task or task_for(cfg)
     task.check_options(opts)
+    if (opts.precisions or opts.save_ir) and not opts.onnx:
+        raise FuseError('OpenVINO `precisions` and `save_ir` run the ONNX '
+                        'file: they need `onnx`')
     names = list(OUTPUT_NAMES if opts.onnx else OUTPUT_NAMES[:2])
+    if opts.save_ir:
+        names += ir_names([OUTPUT_NAMES[2]])
     check_out_dir(out_dir, names, opts.force)
     model, stock, stock_cfg, ckpt = load_and_fuse(task, cfg, config,
                                                   checkpoint, opts)

@@ -537,6 +537,36 @@ def check_sizes(shape: Optional[Tuple[int, int]], num_images: int,
             raise FuseError(f'`{name}` must be at least 1')
 
 
+def segmentor_precisions(backend: str, precisions: Optional[Sequence[str]],
+                         save_ir: bool, threads: Optional[int]
+                         ) -> Optional[Tuple[str, ...]]:
+    """The OpenVINO precisions a segmentor's deployment runs: None with
+    onnxruntime; with openvino those asked for, by default every one the CPU
+    runs natively except int8 (a segmentor has no INT8 file).
+
+    Raises:
+        FuseError: int8 asked for; ``threads`` or ``save_ir`` without
+            openvino (a segmentor is timed beside OpenVINO only); see
+            :func:`.backends.openvino.plan_backend`.
+    """
+    if backend == 'onnxruntime':
+        if precisions or save_ir or threads is not None:
+            raise FuseError('`precisions`, `save_ir` and `threads` of a '
+                            'segmentor need `backend` openvino (it is '
+                            'timed beside OpenVINO); onnxruntime runs it '
+                            'in FP32 (fused.onnx)')
+        return None
+    if 'int8' in (precisions or ()):
+        raise FuseError('`precisions` int8: a segmentor has no INT8 file; '
+                        'OpenVINO runs it in fp32 or bf16')
+    caps = openvino.cpu_capabilities() if backend == 'openvino' else None
+    if precisions is None and caps is not None:
+        precisions = [p for p in openvino.native_precisions(caps)
+                      if p != 'int8']
+    return tuple(openvino.plan_backend(backend, precisions, False,
+                                       caps)['openvino'])
+
+
 def deploy_any_checkpoint(config: str,
                           checkpoint: str,
                           out_dir: str,
@@ -572,17 +602,14 @@ def deploy_any_checkpoint(config: str,
     if int8:
         raise FuseError('`int8` is for detectors; a segmentor is deployed '
                         'in FP32 (fused.onnx)')
-    if threads is not None:
-        raise FuseError('`threads` is for detectors (their latency); a '
-                        'segmentor is not timed')
-    if kwargs.get('backend', 'onnxruntime') != 'onnxruntime' or kwargs.get(
-            'precisions') or kwargs.get('save_ir'):
-        raise FuseError('`backend` openvino, `precisions` and `save_ir` are '
-                        'for detectors; a segmentor is deployed in '
-                        'onnxruntime FP32 (fused.onnx)')
+    precisions = segmentor_precisions(kwargs.get('backend', 'onnxruntime'),
+                                      kwargs.get('precisions'),
+                                      kwargs.get('save_ir', False), threads)
     options = FuseOptions(
         onnx=True, shape=shape, require_acb=False,
         num_images=sys.maxsize if evaluate else num_images,
+        precisions=precisions, threads=threads,
+        save_ir=kwargs.get('save_ir', False),
         **{k: kwargs[k] for k in ('rtol', 'force', 'logger') if k in kwargs})
     return fuse(config, checkpoint, out_dir, options, task=task)
 

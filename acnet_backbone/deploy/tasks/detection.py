@@ -185,6 +185,11 @@ class DetectionTask(Task):
         if opts.num_images:
             raise FuseError('`num_images` is for segmentors; a detector is '
                             'verified on `image` or a random input')
+        if opts.precisions or opts.save_ir:
+            raise FuseError('a detector runs in OpenVINO end to end '
+                            '(decoding and NMS in the file): '
+                            'acnet_backbone.deploy.end2end.deploy_checkpoint '
+                            "with backend='openvino'")
 
     def build(self, cfg: Config) -> nn.Module:
         return build_detector(cfg)

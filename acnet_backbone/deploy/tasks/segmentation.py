@@ -3,7 +3,7 @@ stock config, the per-pixel logits module, per-pixel checks (a class that
 differs only where the reference's top two scores tie), mIoU of trained,
 fused and ONNX models on test images."""
 import copy
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -133,12 +133,18 @@ def miou(model: nn.Module, predict, batches: Sequence[Tuple],
     """mmseg's ``IoUMetric`` mIoU (percent) of ``predict`` (inputs ->
     logits) on ``batches``, through the model's own post-processing (padding
     removed, resized to the original shape, argmax)."""
+    return miou_of(model, [predict(inputs) for inputs, _ in batches],
+                   batches, dataset_meta)
+
+
+def miou_of(model: nn.Module, logits: Sequence[Tensor],
+            batches: Sequence[Tuple], dataset_meta: dict) -> float:
+    """:func:`miou` of logits already computed, one per batch."""
     from mmseg.evaluation import IoUMetric
     metric = IoUMetric(iou_metrics=['mIoU'])
     metric.dataset_meta = dataset_meta
-    for inputs, samples in batches:
-        samples = model.postprocess_result(
-            predict(inputs), copy.deepcopy(samples))
+    for out, (_, samples) in zip(logits, batches):
+        samples = model.postprocess_result(out, copy.deepcopy(samples))
         metric.process({}, [s.to_dict() for s in samples])
     return float(metric.evaluate(len(batches))['mIoU'])
 
@@ -153,9 +159,9 @@ def export_seg_onnx(model: nn.Module, x: Tensor, path: str,
                 {'input': axes, 'seg_logits': axes}, opset)
 
 
-def onnx_predictor(path: str):
-    """``inputs -> logits`` through an onnxruntime session of ``path``."""
-    session = ort_session(path)
+def session_predictor(session):
+    """``inputs -> logits`` through a session of the exported file
+    (onnxruntime's, or an ``OpenVINOSession``: the same ``run`` call)."""
 
     def predict(x: Tensor) -> Tensor:
         return torch.from_numpy(session.run(None, {'input': x.numpy()})[0])
@@ -163,10 +169,14 @@ def onnx_predictor(path: str):
     return predict
 
 
-def verify_pairs(name: str, pairs, rtol: float, logger) -> Dict:
+def onnx_predictor(path: str, threads: Optional[int] = None):
+    """``inputs -> logits`` through an onnxruntime session of ``path``."""
+    return session_predictor(ort_session(path, threads=threads))
+
+
+def check_pairs(name: str, pairs, logger) -> Dict:
     """:func:`check_predictions` over ``(logits, ref)`` pairs, summed (the
-    worst error), logged in one line; raises FuseError when an error
-    exceeds ``rtol`` or a pixel's class differs beyond a numerical tie."""
+    worst error), logged in one line."""
     checks = [check_predictions(logits, ref) for logits, ref in pairs]
     total = dict(inputs=len(checks),
                  max_rel_err=max(c['max_rel_err'] for c in checks),
@@ -177,6 +187,13 @@ def verify_pairs(name: str, pairs, rtol: float, logger) -> Dict:
                 f'{total["max_rel_err"]:.3g}, {total["differing"]} of '
                 f'{total["pixels"]} pixels of another class '
                 f'({total["unexplained"]} not numerical ties)')
+    return total
+
+
+def verify_pairs(name: str, pairs, rtol: float, logger) -> Dict:
+    """:func:`check_pairs`; raises FuseError when an error exceeds ``rtol``
+    or a pixel's class differs beyond a numerical tie."""
+    total = check_pairs(name, pairs, logger)
     if not total['max_rel_err'] <= rtol or total['unexplained']:
         raise FuseError(f'{name} check failed: relative error '
                         f'{total["max_rel_err"]:.3g} (rtol {rtol:g}), '
@@ -239,6 +256,8 @@ class SegmentationTask(Task):
         if batches:
             report['mIoU']['onnx'] = miou(model, predict, batches,
                                           state['meta'])
+        if opts.precisions:
+            add_openvino(report, model, stock, state, path, opts, logger)
 
     def summary_lines(self, report: Dict) -> List[str]:
         lines = [f'fused vs unfused: max rel err '
@@ -247,7 +266,80 @@ class SegmentationTask(Task):
             lines.append(f'onnxruntime vs torch at '
                          f'{report["onnx"]["shapes"]}: max rel err '
                          f'{report["onnx"]["max_rel_err"]:.3g}')
+        for p, v in report.get('openvino', {}).get('precisions', {}).items():
+            lines.append(f'OpenVINO {p.upper()} vs torch (ran: hint '
+                         f'{v["compiled"]["hint"]}, convolutions '
+                         f'{v["compiled"]["convolutions"]}): max rel err '
+                         f'{v["max_rel_err"]:.3g}, {v["differing"]} of '
+                         f'{v["pixels"]} pixels of another class')
         for name, value in report.get('mIoU', {}).items():
             lines.append(f'mIoU ({name}, {report["num_images"]} test '
                          f'images): {value:.2f}')
+        lat = report.get('latency_ms')
+        if lat:
+            lines.append('median latency (ms, ' + 'x'.join(
+                map(str, lat['shape'])) + f', {lat["threads"] or "auto"} '
+                'threads): ' + ', '.join(
+                    f'{k} {v:.2f}' for k, v in lat['median'].items()))
         return lines
+
+
+def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
+                 state: Dict, path: str, opts, logger) -> None:
+    """Run ``fused.onnx`` in OpenVINO at each of ``opts.precisions``,
+    interleaved with torch and onnxruntime on the same inputs (the test
+    images, else the random check input).
+
+    Adds ``report['openvino']`` (version, CPU, per precision what the
+    compiled model ran and its per-pixel agreement with torch),
+    ``report['latency_ms']`` (median per runtime, ``shape``, ``threads``)
+    and, on test images, the mIoU of each precision. OpenVINO FP32 must
+    pass the check onnxruntime passes; BF16 is reported, not enforced.
+    With ``opts.save_ir`` also writes ``fused.xml``/``.bin`` beside
+    ``path``.
+
+    Raises:
+        FuseError: OpenVINO cannot compile the file, or FP32 fails its
+            check.
+    """
+    import os
+    import statistics
+    import time
+
+    from ..backends import openvino as ov
+    batches = state['batches']
+    inputs = [b[0] for b in batches] or [state['x']]
+    sessions = ov.openvino_sessions(dict(onnx=path), opts.precisions,
+                                    opts.threads, logger)
+    runners = dict(torch=SegLogits(stock),
+                   onnx=onnx_predictor(path, opts.threads),
+                   **{n: session_predictor(s) for n, s in sessions.items()})
+    outs = {name: [] for name in runners}
+    seconds = {name: [] for name in runners}
+    with torch.no_grad():
+        for x in inputs:
+            for name, run in runners.items():
+                t0 = time.perf_counter()
+                outs[name].append(run(x))
+                seconds[name].append(time.perf_counter() - t0)
+    section = dict(version=ov.openvino_version(), cpu=ov.cpu_capabilities(),
+                   precisions={})
+    for name, session in sessions.items():
+        label = f'OpenVINO {session.precision} vs torch'
+        pairs = list(zip(outs[name], outs['torch']))
+        check = verify_pairs(label, pairs, max(opts.rtol, 1e-4), logger) \
+            if session.precision == 'fp32' else check_pairs(label, pairs,
+                                                            logger)
+        section['precisions'][session.precision] = dict(
+            name=name, compiled=session.ran, **check)
+        if batches:
+            report['mIoU'][name] = miou_of(model, outs[name], batches,
+                                           state['meta'])
+    report['openvino'] = section
+    report['latency_ms'] = dict(
+        median={n: round(1000 * statistics.median(t), 3)
+                for n, t in seconds.items()},
+        shape=list(inputs[-1].shape[2:]), inputs=len(inputs),
+        threads=opts.threads, torch_threads=torch.get_num_threads())
+    if opts.save_ir:
+        ov.save_ir(path, os.path.splitext(path)[0] + '.xml')
