@@ -44,14 +44,17 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import torch
 
+from .errors import InputError
+
 _REGISTERED = False
 
 #: ``torch.serialization.add_safe_globals`` exists (torch >= 2.4).
 HAS_ADD_SAFE_GLOBALS = hasattr(torch.serialization, 'add_safe_globals')
 
 
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint's pickle asked for something that is not allow-listed."""
+class UnsafeCheckpointError(InputError, RuntimeError):
+    """A checkpoint's pickle asked for something that is not allow-listed
+    (an input error: the tools report it as one ``error:`` line)."""
 
 
 class RefusedPickleError(pickle.UnpicklingError):
@@ -298,17 +301,19 @@ def register_safe_globals() -> None:
     """Make mmengine checkpoints load safely (idempotent; at import).
 
     torch >= 2.4: allow-lists the types mmengine writes in torch's
-    weights-only loader. Older torch: points mmengine's local-file and
+    weights-only loader. Every torch: points mmengine's local-file and
     ``http(s)://`` / ``torchvision://`` checkpoint loaders at
-    :func:`safe_load`.
+    :func:`safe_load`, so ``load_from``, ``--resume`` and ``Pretrained``
+    load with ``weights_only=True`` (mmengine's own loader leaves it to
+    torch's default, which is False before torch 2.6) and a refused pickle
+    is an :class:`UnsafeCheckpointError` (one line in the tools).
     """
     global _REGISTERED
     if _REGISTERED:
         return
     if HAS_ADD_SAFE_GLOBALS:
         torch.serialization.add_safe_globals(mmengine_safe_globals())
-    else:
-        _register_mmengine_loaders()
+    _register_mmengine_loaders()
     _REGISTERED = True
 
 

@@ -11,8 +11,8 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 import acnet_backbone  # noqa: F401  (registers the allow-list)
-from acnet_backbone.safe_load import (HAS_ADD_SAFE_GLOBALS,
-                                      RefusedPickleError, RestrictedUnpickler,
+from acnet_backbone.errors import InputError
+from acnet_backbone.safe_load import (RefusedPickleError, RestrictedUnpickler,
                                       UnsafeCheckpointError,
                                       load_from_http_safely,
                                       load_from_local_safely,
@@ -161,20 +161,22 @@ def test_getattr_standin_is_restricted(tmp_path, load):
 
 def test_mmengine_loader_goes_through_the_allow_list(tmp_path):
     """What --resume, load_from and Pretrained call: mmengine's
-    CheckpointLoader (torch's default weights-only load on torch >= 2.6,
-    this package's safe loader registered at import on older torch)."""
+    CheckpointLoader, pointed at this package's safe loader at import on
+    every torch (mmengine's own leaves weights_only to torch's default,
+    False before torch 2.6); a refused pickle is UnsafeCheckpointError, an
+    InputError the tools print in one line."""
     from mmengine.runner.checkpoint import CheckpointLoader
     good, evil = tmp_path / 'good.pth', tmp_path / 'evil.pth'
     target = tmp_path / 'pwned'
     torch.save(_mmengine_style_checkpoint(), good)
     torch.save({'x': _System(str(target))}, evil)
     assert CheckpointLoader.load_checkpoint(str(good))['meta']['seed'] == 7
-    with pytest.raises((pickle.UnpicklingError, UnsafeCheckpointError)):
+    with pytest.raises(UnsafeCheckpointError, match='refused to load'):
         CheckpointLoader.load_checkpoint(str(evil))
     assert not target.exists()
-    if not HAS_ADD_SAFE_GLOBALS:
-        assert CheckpointLoader._get_checkpoint_loader(
-            str(good)) is load_from_local_safely
+    assert issubclass(UnsafeCheckpointError, InputError)
+    assert CheckpointLoader._get_checkpoint_loader(
+        str(good)) is load_from_local_safely
 
 
 def test_http_loader_downloads_once_and_loads_safely(tmp_path):

@@ -16,6 +16,7 @@ from mmengine.config import Config
 from acnet_backbone.datasets import make_shapes_dataset
 from acnet_backbone.deploy.checkpoint import build_detector
 from acnet_backbone.safe_load import safe_load
+from test_safe_load import _System  # noqa: E402  (a pickle running code)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # detector configs (configs/pretrain holds mmpretrain classifiers and
@@ -124,6 +125,24 @@ def test_train_resume_test_through_tools(tmp_path):
     # five iterations from scratch may predict nothing above the threshold:
     # then CocoMetric says so instead of printing numbers
     assert 'coco/bbox_mAP' in log or 'whole dataset is empty' in log
+
+    # a checkpoint whose pickle runs code: both tools refuse it in one line
+    # (exit 2) and nothing of it runs
+    target = tmp_path / 'pwned'
+    torch.save({'state_dict': {}, 'x': _System(str(target))},
+               tmp_path / 'evil.pth')
+    for args in (['test.py', config, str(tmp_path / 'evil.pth')],
+                 ['train.py', config, '--resume', str(tmp_path / 'evil.pth')]):
+        bad = subprocess.run(
+            [sys.executable, osp.join(ROOT, 'tools', args[0]), *args[1:],
+             '--work-dir', str(tmp_path / 'evil'), '--cfg-options', *common,
+             *longer], capture_output=True, text=True, cwd=str(tmp_path),
+            timeout=900)
+        lines = bad.stderr.strip().splitlines()
+        assert bad.returncode == 2, bad.stderr[-3000:]
+        assert lines[-1].startswith('error: ') and 'refused to load' in \
+            lines[-1] and 'Traceback' not in bad.stderr, bad.stderr[-3000:]
+        assert not target.exists()
 
     # mmdet's own train.py (shipped in its wheel) resumes too: the configs'
     # custom_imports bring in acnet_backbone and with it the safe loading

@@ -66,11 +66,16 @@ def main(argv=None) -> int:
         hooks.visualization.draw = True
         hooks.visualization.test_out_dir = args.show_dir
         hooks.visualization.wait_time = args.wait_time
+    from acnet_backbone.errors import InputError, one_line
     runner = build_runner(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    runner.test()
+    try:
+        runner.test()
+    except InputError as err:  # e.g. a checkpoint refused by safe loading
+        print(f'error: {one_line(err)}', file=sys.stderr)
+        return 2
     finish_distributed()
     return 0
 
