@@ -117,6 +117,14 @@ def test_quantize_conv_scope_is_per_channel_qdq(tmp_path, activations):
     assert got[0].dtype == np.float32
     err = np.abs(got[0] - ref[0]).max() / np.abs(ref[0]).max()
     assert 0 < err < 0.1, err
+    # the activation ranges come from the calibration inputs: calibrated on
+    # zeros, the same file is far off (the check above must see that)
+    zeros = tmp_path / 'zeros.onnx'
+    quantize_end2end(str(fp32), str(zeros), [np.zeros_like(c) for c in
+                                             _calib()],
+                     activations=activations)
+    bad = _run(zeros, x)
+    assert np.abs(bad[0] - ref[0]).max() / np.abs(ref[0]).max() > 0.1
 
 
 def _quantised_outside_network(graph):

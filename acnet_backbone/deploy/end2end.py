@@ -696,9 +696,11 @@ def _fmt(value, spec: str = '.3g') -> str:
 
 
 def _int8_rows(q: Dict) -> List[Tuple[str, str]]:
+    images = 'training images' if q.get('calib_source', '').startswith(
+        'training') else 'given images'
     return [('INT8', f'{q["scope"]}, weights {q["weights"]}, activations '
              f'{q["activations"]}, {q["calibrate_method"]} on '
-             f'{q["calib_images"]} training images, opset {q["opset"]}'),
+             f'{q["calib_images"]} {images}, opset {q["opset"]}'),
             (f'INT8 vs ONNX, detections found (IoU >= '
              f'{q["vs_fp32"]["iou_thr"]})', _fmt(q['vs_fp32']['matched'],
                                                  '.1%'))]
