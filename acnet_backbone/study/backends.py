@@ -163,9 +163,9 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
 
     Each run is deployed with ``deploy_checkpoint(..., evaluate=True,
     backend='openvino', precisions=...)`` into
-    ``work_dir/<NN>_<name>_seed<S>``; a run whose report already has every
-    precision is read back (unless ``force``), so an interrupted study
-    resumes.
+    ``work_dir/<name>_seed<S>`` (``<NN>_<name>`` without a seed); a run
+    whose report already has every precision is read back (unless
+    ``force``), so an interrupted study resumes.
 
     Example:
         >>> backend_study('work_dirs/journey/finetune/compare.json',
@@ -200,8 +200,10 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
     plan = plan_backend('openvino', precisions, True)
     rows = []
     for i, run in enumerate(runs):
-        label = f'{i:02d}_{run["name"]}' + (
-            f'_seed{run["seed"]}' if run.get('seed') is not None else '')
+        # a run of a study is named by config and seed (stable when seeds
+        # are added); a bare CONFIG CHECKPOINT pair by its place in the list
+        label = f'{run["name"]}_seed{run["seed"]}' if run.get(
+            'seed') is not None else f'{i:02d}_{run["name"]}'
         out_dir = osp.join(work_dir, label)
         report = None if force else _finished(
             osp.join(out_dir, 'deploy_report.json'), plan['openvino'])
