@@ -47,7 +47,7 @@ def test_wrapper_branch_norms_explicit_and_inherited():
 
 @pytest.mark.parametrize('launcher, gpus, words', [
     ('none', 0, 'at least 1'),
-    ('none', 2, 'needs --launcher pytorch or slurm'),
+    ('none', 2, 'needs `launcher` pytorch or slurm'),
     ('mpi', 1, "unknown launcher 'mpi'"),
 ])
 def test_check_launcher_refusals(launcher, gpus, words):
@@ -87,7 +87,7 @@ def test_reevaluate_refusals(tmp_path):
     study = tmp_path / 'study'
     study.mkdir()
     cases = [
-        ((str(study), str(tmp_path / 'out'), {}), 'no --cfg-options'),
+        ((str(study), str(tmp_path / 'out'), {}), 'no `cfg_options`'),
         ((str(study), str(study), dict(a=1)), 'must not be the study'),
         ((str(study), str(tmp_path / 'out'), dict(a=1)),
          'compare.json not found'),

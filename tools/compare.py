@@ -51,14 +51,15 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import acnet_backbone  # noqa: F401
-    from acnet_backbone.study import (StudyError, StudyRunError, markdown,
-                                      run_study)
+    from acnet_backbone.errors import flag_message
+    from acnet_backbone.study import (FLAGS, StudyError, StudyRunError,
+                                      markdown, run_study)
     try:
         report = run_study(args.configs, args.seeds, args.work_dir,
                            cfg_options=args.cfg_options, metric=args.metric,
                            launcher=args.launcher, gpus=args.gpus)
     except StudyError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {flag_message(err, FLAGS)}', file=sys.stderr)
         return 2
     except StudyRunError as err:
         print(f'error: {err}', file=sys.stderr)

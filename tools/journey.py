@@ -71,7 +71,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import acnet_backbone  # noqa: F401
-    from acnet_backbone.study import (StudyError, StudyRunError,
+    from acnet_backbone.errors import flag_message
+    from acnet_backbone.study import (FLAGS, StudyError, StudyRunError,
                                       ensure_shapes_data, parse_route,
                                       run_journey, run_routes)
     os.chdir(ROOT)  # the configs read data/ relative to the repository
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
             run_journey(args.work_dir, args.seeds, launcher=args.launcher,
                         gpus=args.gpus, **options)
     except StudyError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {flag_message(err, FLAGS)}', file=sys.stderr)
         return 2
     except StudyRunError as err:
         print(f'error: {err}', file=sys.stderr)

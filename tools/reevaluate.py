@@ -38,12 +38,14 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import acnet_backbone  # noqa: F401
-    from acnet_backbone.study import StudyError, markdown, reevaluate_study
+    from acnet_backbone.errors import flag_message
+    from acnet_backbone.study import (FLAGS, StudyError, markdown,
+                                      reevaluate_study)
     try:
         report = reevaluate_study(args.work_dir, args.out_dir,
                                   args.cfg_options, metric=args.metric)
     except StudyError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {flag_message(err, FLAGS)}', file=sys.stderr)
         return 2
     print('\n' + markdown(report))
     print(f'wrote {osp.join(args.out_dir, "compare.{json,md,png}")}')

@@ -36,31 +36,37 @@ class StudyRunError(AcnetError, RuntimeError):
     tools exit with status 1: not bad input)."""
 
 
+#: the study functions' argument names in messages -> the study tools' flags
+#: (``tools/compare.py``, ``tools/journey.py``, ``tools/reevaluate.py``)
+FLAGS = dict(gpus='--gpus', launcher='--launcher', seeds='--seeds',
+             work_dir='--work-dir', cfg_options='--cfg-options')
+
+
 def check_launcher(launcher: str, gpus: int) -> None:
     """Refuse, in one line, a launcher this machine cannot start."""
     import torch
     if gpus < 1:
-        raise StudyError(f'--gpus must be at least 1, got {gpus}')
+        raise StudyError(f'`gpus` must be at least 1, got {gpus}')
     if launcher == 'none':
         if gpus != 1:
-            raise StudyError(f'--gpus {gpus} needs --launcher pytorch or '
+            raise StudyError(f'`gpus` {gpus} needs `launcher` pytorch or '
                              'slurm (launcher none trains in one process)')
     elif launcher == 'pytorch':
         if not torch.distributed.is_available():
-            raise StudyError('--launcher pytorch: this torch has no '
+            raise StudyError('`launcher` pytorch: this torch has no '
                              'torch.distributed (torchrun cannot start)')
         if torch.cuda.is_available():
             if gpus > torch.cuda.device_count():
                 raise StudyError(
-                    f'--gpus {gpus}: this machine has '
+                    f'`gpus` {gpus}: this machine has '
                     f'{torch.cuda.device_count()} CUDA device(s)')
         elif gpus > (os.cpu_count() or 1):
-            raise StudyError(f'--gpus {gpus}: this machine has no CUDA '
+            raise StudyError(f'`gpus` {gpus}: this machine has no CUDA '
                              f'device and {os.cpu_count()} CPU(s) for CPU '
                              'processes')
     elif launcher == 'slurm':
         if shutil.which('srun') is None:
-            raise StudyError('--launcher slurm: srun not found (not a Slurm '
+            raise StudyError('`launcher` slurm: srun not found (not a Slurm '
                              'cluster)')
     else:
         raise StudyError(f'unknown launcher {launcher!r} (none, pytorch, '
@@ -116,7 +122,7 @@ def _prepare(plan: Sequence[RunSpec], work_dir: str) -> List[Dict]:
                 diff = first_difference(old.get('content', {}), content)
                 raise StudyError(
                     f'{path} holds a run of another config (first '
-                    f'difference: {diff}): use another --work-dir or '
+                    f'difference: {diff}): use another `work_dir` or '
                     'restore the config')
         prepared.append(dict(spec=spec, cfg=cfg, content=content,
                              run_id=run_id, path=path))
@@ -241,9 +247,9 @@ def study_plan(configs: Sequence[str], seeds: Sequence[int],
     if not seeds:
         raise StudyError('no seed given')
     if len(set(seeds)) != len(seeds):
-        raise StudyError(f'--seeds repeats a seed: {list(seeds)}')
+        raise StudyError(f'`seeds` repeats a seed: {list(seeds)}')
     if any(s < 0 for s in seeds):
-        raise StudyError(f'--seeds must be non-negative: {list(seeds)}')
+        raise StudyError(f'`seeds` must be non-negative: {list(seeds)}')
     names = [config_name(c) for c in configs]
     if len(set(names)) != len(names):
         raise StudyError(f'two configs share a name: {names}')

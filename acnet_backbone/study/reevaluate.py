@@ -57,7 +57,7 @@ def _planned(work_dir: str, out_dir: str, run: Dict, cfg_options: Dict,
     try:
         cfg.merge_from_dict(dict(cfg_options))
     except Exception as err:  # a key path that does not fit
-        raise StudyError(f'--cfg-options do not fit {config}: '
+        raise StudyError(f'`cfg_options` do not fit {config}: '
                          f'{err}') from None
     check_config(cfg, config, metric)
     out = osp.join(out_dir, run['config'], f'seed_{run["seed"]}')
@@ -114,7 +114,7 @@ def reevaluate_study(work_dir: str, out_dir: str, cfg_options: Dict,
     are reused, so an interrupted call resumes.
     """
     if not cfg_options:
-        raise StudyError('no --cfg-options given: the evaluation would '
+        raise StudyError('no `cfg_options` given: the evaluation would '
                          'repeat the study\'s own')
     if osp.abspath(out_dir) == osp.abspath(work_dir):
         raise StudyError('the output folder must not be the study\'s own')
