@@ -267,7 +267,7 @@ def test_deploy_bad_backend_options_are_one_line(work, tmp_path):
 def _fake_report(config, checkpoint, precisions):
     torch_map = 0.6 if 'plain' in config else 0.65
     drop = dict(a=0.0, b=0.002, c=0.001)[os.path.basename(
-        os.path.dirname(checkpoint))]
+        os.path.dirname(checkpoint))] + (0 if 'plain' in config else 0.001)
     names = ['torch', 'onnx', 'onnx_int8'] + [f'openvino_{p}'
                                                for p in precisions]
     return dict(
@@ -325,6 +325,14 @@ def test_backend_study_from_a_study_json(tmp_path, monkeypatch):
     assert ('plain', 'openvino_bf16') not in summary
     assert result['runs'][0]['ran'] == dict(fp32=dict(hint='fp32'),
                                             int8=dict(hint='int8'))
+    # the second config's drop minus the first's, paired by seed
+    diffs = {(d['name'], d['runtime']): d for d in result['differences']}
+    ov = diffs[('acb', 'openvino_fp32')]
+    assert ov['baseline'] == 'plain' and ov['seeds'] == [0, 1, 2]
+    assert ov['per_seed'] == pytest.approx([0.001] * 3)
+    assert ov['mean'] == pytest.approx(0.001)
+    assert diffs[('acb', 'onnx')]['per_seed'] == [0, 0, 0]
+    assert ('plain', 'onnx') not in diffs and ('acb', 'torch') not in diffs
     assert json.load(open(tmp_path / 'w' / 'backend_study.json')) == result
     # finished runs are read back, not redeployed
     again = backend_study(str(study), str(tmp_path / 'w'),

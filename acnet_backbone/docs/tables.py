@@ -405,6 +405,21 @@ def backend_study(ctx: Context, path: str) -> str:
                      'speed-up over onnxruntime FP32'], rows)
 
 
+def backend_diffs(ctx: Context, path: str) -> str:
+    """A ``backend_study.json``'s ``differences``: per runtime/precision a
+    config's drop against torch minus the baseline config's, paired by
+    seed, with its interval and the per-seed values."""
+    rows = []
+    for d in ctx.load(path).get('differences', []):
+        rows.append([f'{label(d["name"])} - {label(d["baseline"])}',
+                     RUNTIME_LABELS.get(d['runtime'], d['runtime']), d['n'],
+                     num(d['mean'], 4, True), ci(d['ci95'], 4),
+                     ', '.join(num(v, 4, True) for v in d['per_seed']) +
+                     f' (seeds {seed_range(d["seeds"])})'])
+    return md_table(['drop difference, paired by seed', 'runtime', 'n',
+                     'mean', '95% CI', 'per seed'], rows)
+
+
 def _compiled(info: Dict) -> str:
     """``hint / convolutions`` of what OpenVINO compiled."""
     convs = ', '.join(f'{n} {p}' for p, n in
@@ -529,6 +544,7 @@ RENDERERS: Dict[str, Callable[..., str]] = {
         study_summary, study_diffs, int8_study, branches, deploy_det,
         deploy_seg, demo,
         benchmark_inference, benchmark_train, benchmark_complexity,
-        benchmark_fusion, benchmark_deploy, backend_study, backend_latency,
+        benchmark_fusion, benchmark_deploy, backend_study, backend_diffs,
+        backend_latency,
         table, glance, costs)
 }

@@ -139,6 +139,32 @@ def summarise_backends(rows: Sequence[Dict]) -> List[Dict]:
     return summary
 
 
+def drop_differences(rows: Sequence[Dict]) -> List[Dict]:
+    """Per runtime/precision, each config's drop against torch minus the
+    first config's, paired by seed (is ACB's deployment no worse than
+    plain's?): ``n``, mean, 95% Student-t interval and the per-seed values.
+    Empty when there is one config or no seeds to pair."""
+    from .report import mean_std, t_interval
+    names = list(dict.fromkeys(r['name'] for r in rows))
+    out = []
+    for name in names[1:]:
+        for rt in RUNTIMES[1:]:
+            key = f'{rt}_drop'
+            base = {r['seed']: r[key] for r in rows if r['name'] == names[0]
+                    and key in r and r.get('seed') is not None}
+            other = {r['seed']: r[key] for r in rows if r['name'] == name
+                     and key in r and r.get('seed') is not None}
+            seeds = sorted(set(base) & set(other))
+            if not seeds:
+                continue
+            diffs = [other[s] - base[s] for s in seeds]
+            out.append(dict(name=name, baseline=names[0], runtime=rt,
+                            label=LABELS[rt], n=len(seeds), seeds=seeds,
+                            per_seed=diffs, mean=mean_std(diffs)[0],
+                            ci95=t_interval(diffs)))
+    return out
+
+
 def _finished(path: str, precisions: Sequence[str]) -> Optional[Dict]:
     """A finished deploy report with every OpenVINO precision, or None."""
     if not osp.isfile(path):
@@ -190,7 +216,8 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
 
     Returns:
         dict: ``runs`` (one row per run, :func:`study_row`), ``summary``
-        (:func:`summarise_backends`), ``cpu`` and ``threads``; also written
+        (:func:`summarise_backends`), ``differences``
+        (:func:`drop_differences`), ``cpu`` and ``threads``; also written
         to ``work_dir/backend_study.json``.
     """
     from ..deploy.backends.openvino import plan_backend
@@ -215,7 +242,8 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
                 backend='openvino', precisions=plan['openvino'])
         rows.append(dict(study_row(run, report), out_dir=out_dir))
     result = dict(runs=rows, summary=summarise_backends(rows),
-                  cpu=plan['cpu'], threads=threads)
+                  differences=drop_differences(rows), cpu=plan['cpu'],
+                  threads=threads)
     os.makedirs(work_dir, exist_ok=True)
     write_json(osp.join(work_dir, STUDY_FILE), result)
     return result
