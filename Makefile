@@ -93,8 +93,9 @@ START_DET = $(foreach r,plain:retinanet_fcnresnet18_fpn_shapes-ft \
     plain:retinanet_acresnet18-online-add-g1-3_fpn_shapes-ft, \
     --route $(subst :,:configs/shapes/,$(r)).py)
 START_SEG = $(foreach r,plain:fcn-d8_fcnresnet18_shapes-ft \
-    plain:fcn-d8_acresnet18-add-g0_shapes-ft \
+    plain:fcn-d8_acresnet18-add-g1-3_shapes-ft \
     acb:fcn-d8_acresnet18_shapes-ft \
+    plain:fcn-d8_acresnet18-add-g0_shapes-ft \
     plain:fcn-d8_acresnet18-online-add-g0_shapes-ft \
     acb-fused:fcn-d8_fcnresnet18-fused-acb_shapes-ft, \
     --route $(subst :,:configs/seg/,$(r)).py)

@@ -230,6 +230,36 @@ def study_diffs(ctx: Context, path: str, key: Optional[str] = None,
                      'per seed'], rows)
 
 
+def study_pairs(ctx: Context, path: str, pairs: str,
+                labels: Optional[str] = None) -> str:
+    """Paired (by seed) differences between two configs of a
+    ``compare.json`` that the study did not pair itself (neither is its
+    baseline), in :func:`study_diffs`' columns. ``pairs``:
+    ``CONFIG:OTHER[,CONFIG:OTHER...]`` (``CONFIG - OTHER`` each)."""
+    from ..study.report import mean_std, t_interval
+    data = ctx.load(path)
+    m = short(data['summary'][0].get('metric', 'coco/bbox_mAP'))
+    nd = digits(m)
+    rows = []
+    for pair in pairs.split(','):
+        config, other = pair.split(':')
+        a = _per_seed(data['runs'], config, m)
+        b = _per_seed(data['runs'], other, m)
+        seeds = sorted(set(a) & set(b))
+        if not seeds:
+            raise ValueError(f'{path}: no seed has both {config} and {other}')
+        diffs = [a[k] - b[k] for k in seeds]
+        mean, sd = mean_std(diffs)
+        rows.append([f'{label(config, labels)} - {label(other, labels)}',
+                     len(seeds), num(mean, nd, True), num(sd, nd),
+                     ci(t_interval(diffs), nd),
+                     ', '.join(num(v, nd, True) for v in diffs) +
+                     f' (seeds {seed_range(seeds)})'])
+    return md_table(['paired by seed', 'n', f'{m} difference',
+                     'sd of the differences', '95% CI (Student t)',
+                     'per seed'], rows)
+
+
 def int8_study(ctx: Context, path: str, per_seed: str = 'drop') -> str:
     """An ``int8_study.json``: per group FP32 and INT8 bbox mAP, the drop
     with its interval, per seed (``per_seed=drop`` or ``maps``) and the
@@ -541,8 +571,8 @@ def branches(ctx: Context, path: str, labels: Optional[str] = None) -> str:
 
 RENDERERS: Dict[str, Callable[..., str]] = {
     f.__name__: f for f in (
-        study_summary, study_diffs, int8_study, branches, deploy_det,
-        deploy_seg, demo,
+        study_summary, study_diffs, study_pairs, int8_study, branches,
+        deploy_det, deploy_seg, demo,
         benchmark_inference, benchmark_train, benchmark_complexity,
         benchmark_fusion, benchmark_deploy, backend_study, backend_diffs,
         backend_latency,
