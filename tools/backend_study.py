@@ -92,9 +92,13 @@ def main(argv=None) -> int:
         return 2
     for row in result['summary']:
         ci = row['drop_ci95']
-        print(f'{row["name"]} {row["label"]}: mAP {row["bbox_mAP_mean"]} '
-              f'drop {row["drop_mean"]} {ci} latency '
-              f'{row["latency_ms_median"]} ms ({row["speedup_median"]}x)')
+        drop = '' if row['drop_mean'] is None else (
+            f', drop vs torch {row["drop_mean"]:+.4f}' +
+            (f' [{ci[0]:+.4f}, {ci[1]:+.4f}]' if ci else ''))
+        print(f'{row["name"]} {row["label"]}: bbox mAP '
+              f'{row["bbox_mAP_mean"]:.4f}{drop}, latency '
+              f'{row["latency_ms_median"]:.2f} ms '
+              f'({row["speedup_median"]:.2f}x onnxruntime FP32)')
     return 0
 
 

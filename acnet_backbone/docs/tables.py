@@ -41,6 +41,8 @@ LABELS = {
         "plain -> ACB 'online', scale 1/3",
     'retinanet_fcnresnet18-fused-acb_fpn_shapes-ft': 'ACB fused -> plain',
     'fcn-d8_acresnet18-add-g0_shapes-ft': "d8 FCN, plain -> ACB 'bn', gamma 0",
+    'fcn-d8_acresnet18-add-g1-3_shapes-ft':
+        "d8 FCN, plain -> ACB 'bn', gamma 1/3",
     'fcn-d8_acresnet18-online-add-g0_shapes-ft':
         "d8 FCN, plain -> ACB 'online', scale 0",
     'fcn-d8_fcnresnet18-fused-acb_shapes-ft': 'd8 FCN, ACB fused -> plain',
@@ -521,10 +523,14 @@ def glance(ctx: Context, scope: str = 'front') -> str:
                      'ACB - plain [95% CI]', 'n (seeds)', 'details'], rows)
 
 
-def costs(ctx: Context, benchmark: str, int8: str) -> str:
+def costs(ctx: Context, benchmark: str, int8: str,
+          openvino: Optional[str] = None,
+          backends: Optional[str] = None) -> str:
     """What ACB costs: training step time and memory per mode, fused
     inference, and INT8 (latency and mAP) from the benchmark and an INT8
-    study."""
+    study; with ``openvino`` (a large detector's deploy report) and
+    ``backends`` (a ``backend_study.json``) also OpenVINO's speed-up over
+    onnxruntime FP32 and its bbox mAP drop per precision."""
     b, q = ctx.load(benchmark), ctx.load(int8)
     train = {r['variant']: r for r in b['train']}
     fused = [r['ratio'] for r in b['inference']
@@ -546,6 +552,23 @@ def costs(ctx: Context, benchmark: str, int8: str) -> str:
                      f'{label(s["name"])}',
                      f'{s["latency_ratio_median"]:.2f}x the FP32 time, bbox '
                      f'mAP {num(s["drop_mean"], 3, True).lstrip("+")} lower'))
+    if openvino:
+        r = ctx.load(openvino)
+        lat, shape = r['latency_ms'], r['latency_ms']['input_shape'][2:]
+        for key in ('openvino_bf16', 'openvino_int8'):
+            if key in lat:
+                rows.append((f'{RUNTIME_LABELS[key]} vs onnxruntime FP32, '
+                             f'RetinaNet R-50 at {shape[0]}x{shape[1]}, one '
+                             'thread', f'{lat["onnx"] / lat[key]:.2f}x faster'))
+    if backends:
+        for s in ctx.load(backends)['summary']:
+            if s['runtime'].startswith('openvino_') and \
+                    s['runtime'] != 'openvino_fp32':
+                rows.append((f'{RUNTIME_LABELS[s["runtime"]]} vs torch, '
+                             f'RetinaNet {label(s["name"])} (n={s["n"]})',
+                             f'bbox mAP drop {num(s["drop_mean"], 4, True)} '
+                             f'{ci(s["drop_ci95"], 4)} (negative: above '
+                             'torch)'))
     return md_table(['cost', 'measured'], rows)
 
 
