@@ -332,6 +332,32 @@ def deploy_seg(ctx: Context, *paths: str) -> str:
                      f'({r["num_images"]} val images)'], rows)
 
 
+def seg_backends(ctx: Context, path: str) -> str:
+    """A segmentor's deploy report with OpenVINO: per runtime/precision
+    what OpenVINO compiled, median latency (interleaved), speed-up over
+    onnxruntime FP32, per-pixel agreement with torch and mIoU."""
+    r = ctx.load(path)
+    lat = r['latency_ms']['median']
+    ran = {v['name']: v for v in r['openvino']['precisions'].values()}
+    rows = []
+    for key, name in RUNTIME_LABELS.items():
+        if key not in lat:
+            continue
+        check = ran.get(key) or (r['onnx'] if key == 'onnx' else None)
+        agree = '' if check is None else (
+            f'{sci(check["max_rel_err"])} / {check["differing"]:,} of '
+            f'{check["pixels"]:,}')
+        rows.append([name, _compiled(ran.get(key, {}).get('compiled', {})),
+                     f'{lat[key]:.1f}', f'{lat["onnx"] / lat[key]:.2f}x',
+                     agree, f'{r["mIoU"]["fused" if key == "torch" else key]:.2f}'])
+    shape = 'x'.join(map(str, r['latency_ms']['shape']))
+    return md_table(['runtime', 'compiled: hint / convolutions',
+                     f'median ms ({r["latency_ms"]["inputs"]} images, '
+                     f'{shape})', 'vs onnxruntime FP32',
+                     'vs torch: max rel err / pixels of another class',
+                     f'mIoU ({r["num_images"]} val images)'], rows)
+
+
 def demo(ctx: Context, path: str) -> str:
     """``make demo``'s ``summary.json``: mAP of the trained, fused and
     end-to-end ONNX detector, and the checks."""
@@ -595,7 +621,7 @@ def branches(ctx: Context, path: str, labels: Optional[str] = None) -> str:
 RENDERERS: Dict[str, Callable[..., str]] = {
     f.__name__: f for f in (
         study_summary, study_diffs, study_pairs, int8_study, branches,
-        deploy_det, deploy_seg, demo,
+        deploy_det, deploy_seg, seg_backends, demo,
         benchmark_inference, benchmark_train, benchmark_complexity,
         benchmark_fusion, benchmark_deploy, backend_study, backend_diffs,
         backend_latency,
