@@ -7,7 +7,8 @@ PY := .venv/bin/python
 # worker crashed once more on a fresh worker. Only crashes are rerun: a test
 # that fails an assertion fails (--only-rerun matches no assertion message).
 # --dist load (not loadfile): its scheduler can hand a crashed test back.
-PYTEST_ARGS ?= -n 2 --dist load --reruns 1 --only-rerun 'xdist worker crash'
+# -rR names every rerun test in the summary (to find what crashes).
+PYTEST_ARGS ?= -n 2 --dist load --reruns 1 --only-rerun 'xdist worker crash' -rR
 
 .PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg study-start study-start-seg clean
 
