@@ -7,6 +7,7 @@ export.
 """
 import copy
 import os
+import statistics
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -233,3 +234,9 @@ def write_fused(tmp: str, ckpt: dict, checkpoint: str, stock: nn.Module,
     torch.save(dict(meta=meta, state_dict=stock.state_dict()),
                os.path.join(tmp, 'fused.pth'))
     stock_cfg.dump(os.path.join(tmp, 'fused_config.py'))
+
+
+def median_ms(times: Sequence[float]) -> float:
+    """The median of per-call times in seconds, in milliseconds (3
+    decimals): the latency the deploy reports give."""
+    return round(1000 * statistics.median(times), 3)

@@ -29,7 +29,6 @@ import copy
 import dataclasses
 import os
 import shutil
-import statistics
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -43,7 +42,7 @@ from ..staging import check_out_dir, staged_outputs, write_json
 from ..tables import markdown_table
 from .backends import openvino
 from .backends.onnxruntime import ort_session  # noqa: F401 (re-export)
-from .common import load_config
+from .common import load_config, median_ms
 from .core import FuseOptions, fuse
 from .mmdeploy_compat import mmdeploy_export_compat, ort_custom_ops_library
 from .tasks import task_for
@@ -179,10 +178,6 @@ def match_detections(ref: Tuple[np.ndarray, np.ndarray],
     return out
 
 
-
-
-def _median_ms(times: Sequence[float]) -> float:
-    return round(1000 * statistics.median(times), 3)
 
 
 def _max_or_none(values) -> Optional[float]:
@@ -668,7 +663,7 @@ def _deploy_into(tmp: str, config: str, checkpoint: str,
     report['check'] = check_against_torch(
         run, fused_cfg, images, not hasattr(stock, 'roi_head'), logger)
     report['latency_ms'] = dict(
-        {name: _median_ms(t) for name, t in run['seconds'].items()},
+        {name: median_ms(t) for name, t in run['seconds'].items()},
         images=len(images), input_shape=run['input_shape'],
         threads=opts.threads, torch_threads=torch.get_num_threads())
     if opts.backend == 'openvino':

@@ -238,25 +238,22 @@ def study_pairs(ctx: Context, path: str, pairs: str,
     ``compare.json`` that the study did not pair itself (neither is its
     baseline), in :func:`study_diffs`' columns. ``pairs``:
     ``CONFIG:OTHER[,CONFIG:OTHER...]`` (``CONFIG - OTHER`` each)."""
-    from ..study.report import mean_std, t_interval
+    from ..study.report import paired_difference
     data = ctx.load(path)
     m = short(data['summary'][0].get('metric', 'coco/bbox_mAP'))
     nd = digits(m)
     rows = []
     for pair in pairs.split(','):
         config, other = pair.split(':')
-        a = _per_seed(data['runs'], config, m)
-        b = _per_seed(data['runs'], other, m)
-        seeds = sorted(set(a) & set(b))
-        if not seeds:
+        d = paired_difference(_per_seed(data['runs'], config, m),
+                              _per_seed(data['runs'], other, m))
+        if d is None:
             raise ValueError(f'{path}: no seed has both {config} and {other}')
-        diffs = [a[k] - b[k] for k in seeds]
-        mean, sd = mean_std(diffs)
         rows.append([f'{label(config, labels)} - {label(other, labels)}',
-                     len(seeds), num(mean, nd, True), num(sd, nd),
-                     ci(t_interval(diffs), nd),
-                     ', '.join(num(v, nd, True) for v in diffs) +
-                     f' (seeds {seed_range(seeds)})'])
+                     d['n'], num(d['mean'], nd, True), num(d['std'], nd),
+                     ci(d['ci95'], nd),
+                     ', '.join(num(v, nd, True) for v in d['per_seed']) +
+                     f' (seeds {seed_range(d["seeds"])})'])
     return md_table(['paired by seed', 'n', f'{m} difference',
                      'sd of the differences', '95% CI (Student t)',
                      'per seed'], rows)

@@ -144,24 +144,22 @@ def drop_differences(rows: Sequence[Dict]) -> List[Dict]:
     first config's, paired by seed (is ACB's deployment no worse than
     plain's?): ``n``, mean, 95% Student-t interval and the per-seed values.
     Empty when there is one config or no seeds to pair."""
-    from .report import mean_std, t_interval
+    from .report import paired_difference
     names = list(dict.fromkeys(r['name'] for r in rows))
+
+    def drops(name, key):
+        return {r['seed']: r[key] for r in rows if r['name'] == name
+                and key in r and r.get('seed') is not None}
+
     out = []
     for name in names[1:]:
         for rt in RUNTIMES[1:]:
-            key = f'{rt}_drop'
-            base = {r['seed']: r[key] for r in rows if r['name'] == names[0]
-                    and key in r and r.get('seed') is not None}
-            other = {r['seed']: r[key] for r in rows if r['name'] == name
-                     and key in r and r.get('seed') is not None}
-            seeds = sorted(set(base) & set(other))
-            if not seeds:
-                continue
-            diffs = [other[s] - base[s] for s in seeds]
-            out.append(dict(name=name, baseline=names[0], runtime=rt,
-                            label=LABELS[rt], n=len(seeds), seeds=seeds,
-                            per_seed=diffs, mean=mean_std(diffs)[0],
-                            ci95=t_interval(diffs)))
+            d = paired_difference(drops(name, f'{rt}_drop'),
+                                  drops(names[0], f'{rt}_drop'))
+            if d is not None:
+                d.pop('std')
+                out.append(dict(name=name, baseline=names[0], runtime=rt,
+                                label=LABELS[rt], **d))
     return out
 
 

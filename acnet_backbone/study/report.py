@@ -43,6 +43,19 @@ def t_interval(values: Sequence[float], level: float = 0.95):
     return [mean - half, mean + half]
 
 
+def paired_difference(values: Dict, baseline: Dict) -> Optional[Dict]:
+    """``values - baseline`` over the seeds both have (``{seed: value}``
+    each): ``seeds``, ``per_seed``, ``n``, ``mean``, ``std`` and the 95%
+    Student-t interval ``ci95``; None when no seed pairs."""
+    seeds = sorted(set(values) & set(baseline))
+    if not seeds:
+        return None
+    diffs = [values[s] - baseline[s] for s in seeds]
+    mean, std = mean_std(diffs)
+    return dict(seeds=seeds, per_seed=diffs, n=len(seeds), mean=mean,
+                std=std, ci95=t_interval(diffs))
+
+
 def _side_metrics(name: str) -> List[str]:
     """Metrics summarised beside the main one: mAP@0.5 / mAP@0.75 of a COCO
     mAP."""

@@ -3,6 +3,8 @@ stock config, the per-pixel logits module, per-pixel checks (a class that
 differs only where the reference's top two scores tie), mIoU of trained,
 fused and ONNX models on test images."""
 import copy
+import os
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -11,8 +13,8 @@ from torch import Tensor, nn
 
 from ...errors import FuseError
 from ..backends.onnxruntime import ort_session
-from ..common import (compare, export_onnx, other_size_input, random_input,
-                      stock_backbone, without_own_imports)
+from ..common import (compare, export_onnx, median_ms, other_size_input,
+                      random_input, stock_backbone, without_own_imports)
 from .base import Task
 
 # modules of acnet_backbone.seg that a fused config may still need
@@ -302,10 +304,6 @@ def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
         FuseError: OpenVINO cannot compile the file, or FP32 fails its
             check.
     """
-    import os
-    import statistics
-    import time
-
     from ..backends import openvino as ov
     batches = state['batches']
     inputs = [b[0] for b in batches] or [state['x']]
@@ -337,8 +335,7 @@ def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
                                            state['meta'])
     report['openvino'] = section
     report['latency_ms'] = dict(
-        median={n: round(1000 * statistics.median(t), 3)
-                for n, t in seconds.items()},
+        median={n: median_ms(t) for n, t in seconds.items()},
         shape=list(inputs[-1].shape[2:]), inputs=len(inputs),
         threads=opts.threads, torch_threads=torch.get_num_threads())
     if opts.save_ir:
