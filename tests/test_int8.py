@@ -230,6 +230,18 @@ def test_conversion_or_quantisation_failure_leaves_nothing(tmp_path,
     assert sorted(os.listdir(tmp_path)) == ['fp32.onnx']
 
 
+def test_int8_report_row_names_the_calibration_images():
+    """The deploy table says where the calibration images came from."""
+    from acnet_backbone.deploy.end2end import _int8_rows
+    q = dict(scope='conv', weights='int8', activations='uint8',
+             calibrate_method='minmax', calib_images=4, opset=13,
+             vs_fp32=dict(iou_thr=0.5, matched=1.0))
+    for source, words in (('training set, evenly spaced, test pipeline',
+                           '4 training images'),
+                          ('given files, test pipeline', '4 given images')):
+        assert words in _int8_rows(dict(q, calib_source=source))[0][1]
+
+
 def test_int8_agreement():
     fp32 = [(np.array([[0, 0, 10, 10, 0.9], [20, 20, 30, 30, 0.8],
                        [0, 0, 5, 5, 0.1]], np.float32), np.array([1, 2, 0]))]
