@@ -26,10 +26,11 @@ current OpenVINO releases no longer have.
 function that needs it raises :class:`OpenVINOMissing` (a ``FuseError``:
 one line) without it.
 """
+import functools
 import os
 import re
 from collections import Counter
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -120,11 +121,18 @@ def cpu_capabilities(cpuinfo: str = '/proc/cpuinfo') -> Dict:
         AVX2=f['avx2'], flags=f)
     version = openvino_version()
     if version:
-        import openvino
         caps['openvino'] = version
-        caps['openvino_capabilities'] = list(openvino.Core().get_property(
-            'CPU', 'OPTIMIZATION_CAPABILITIES'))
+        caps['openvino_capabilities'] = list(_plugin_capabilities())
     return caps
+
+
+@functools.lru_cache(maxsize=None)
+def _plugin_capabilities() -> Tuple[str, ...]:
+    """The CPU plugin's ``OPTIMIZATION_CAPABILITIES``, read once per process
+    (each read creates an ``openvino.Core``, which loads the plugin)."""
+    import openvino
+    return tuple(openvino.Core().get_property('CPU',
+                                              'OPTIMIZATION_CAPABILITIES'))
 
 
 def capabilities_line(caps: Dict) -> str:
