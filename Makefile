@@ -91,7 +91,8 @@ START_DET = $(foreach r,plain:retinanet_fcnresnet18_fpn_shapes-ft \
     plain:retinanet_acresnet18-online-add-g0_fpn_shapes-ft \
     acb-fused:retinanet_fcnresnet18-fused-acb_fpn_shapes-ft \
     plain:retinanet_acresnet18-add-g1-3_fpn_shapes-ft \
-    plain:retinanet_acresnet18-online-add-g1-3_fpn_shapes-ft, \
+    plain:retinanet_acresnet18-online-add-g1-3_fpn_shapes-ft \
+    plain:retinanet_acresnet18-add-g1-3-s2-4_fpn_shapes-ft, \
     --route $(subst :,:configs/shapes/,$(r)).py)
 START_SEG = $(foreach r,plain:fcn-d8_fcnresnet18_shapes-ft \
     plain:fcn-d8_acresnet18-add-g1-3_shapes-ft \

@@ -325,3 +325,43 @@ def test_fuse_model_on_a_detector():
     flat_a = [t for level in after for t in level]
     for a, b in zip(flat_a, flat_b):
         assert rel_err(a, b) < 1e-4
+
+
+def test_stage_with_acb_leaves_stages_plain_and_fuses_to_stock():
+    args = dict(TINY, depth=50, frozen_stages=1, norm_eval=True)
+    net = ACResNet(stage_with_acb=(False, True, True, False),
+                   acb_gamma_init=0.7, **args)
+    assert acb_count(net) == 4 + 6  # layer2's and layer3's Bottlenecks
+    for layer in (net.layer1, net.layer4):
+        assert all(type(b.conv2) is nn.Conv2d for b in layer)
+    # nothing of an ACB in the frozen stage 1, so nothing random there
+    assert not any('.acb.' in k for k in net.state_dict()
+                   if k.startswith('layer1.'))
+    net = randomize_bn(net).double().eval()
+    x = torch.randn(1, 3, 64, 48, dtype=torch.float64)
+    before = net(x)
+    net.switch_to_deploy()
+    stock = ResNet(**args).double()
+    stock.load_state_dict(net.state_dict(), strict=True)
+    stock.eval()
+    for a, b in zip(stock(x), before):
+        assert rel_err(a, b) <= 1e-9
+    with pytest.raises(ValueError, match='stage_with_acb has 3 entries; '
+                       'num_stages is 4'):
+        ACResNet(18, stage_with_acb=(True, True, False))
+    assert acb_count(ACResNet(18, num_stages=3, strides=(1, 2, 2),
+                              dilations=(1, 1, 1), out_indices=(0, 1, 2),
+                              stage_with_acb=(True, False, False),
+                              **TINY)) == 4
+
+
+def test_acb_only_arguments_leave_the_stock_config():
+    from acnet_backbone.deploy.common import stock_backbone
+    cfg = dict(type='ACResNet', depth=18, acb_mode='online',
+               acb_gamma_init=1 / 3, acb_norm_eval=True,
+               stage_with_acb=(False, True, True, True), frozen_stages=1,
+               init_cfg=dict(type='Pretrained', checkpoint='x.pth'), **TINY)
+    stock = stock_backbone(cfg, 'ResNet', 'detection')
+    assert stock == dict(type='ResNet', depth=18, frozen_stages=1,
+                         init_cfg=None, **TINY)
+    assert isinstance(MODELS.build(stock), ResNet)

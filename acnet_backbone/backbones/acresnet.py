@@ -1,4 +1,4 @@
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
 from mmdet.registry import MODELS
@@ -49,6 +49,12 @@ class ACResNet(ResNetWithTop):
         acb_gamma_init (float): initial gamma (scale) of the asymmetric
             branches; with 0 the network computes exactly the plain ResNet's
             function at step 0. Survives ``init_weights``. Defaults to 0.0.
+        stage_with_acb (Sequence[bool], optional): which stages get ACBs,
+            one bool per stage, as mmdet's ``stage_with_dcn``; the 3x3 convs
+            of the other stages stay plain ``nn.Conv2d``. E.g.
+            ``(False, True, True, True)`` with ``frozen_stages=1`` leaves no
+            branch in the frozen stage, where branches added onto plain
+            weights would never train. Defaults to every stage.
         deploy (bool): build the fused (stock ResNet) structure. Defaults to
             False.
         acb_norm_eval (bool): under ``norm_eval=True`` (mmdet's fine-tuning
@@ -91,20 +97,31 @@ class ACResNet(ResNetWithTop):
                  acb_gamma_init: float = 0.0,
                  deploy: bool = False,
                  acb_norm_eval: bool = False,
+                 stage_with_acb: Optional[Sequence[bool]] = None,
                  **kwargs) -> None:
         if acb_mode not in ACB_MODES:
             raise ValueError(f'acb_mode must be one of {ACB_MODES}, got '
                              f'{acb_mode!r}')
-        # read by make_res_layer, which ResNet.__init__ calls
+        num_stages = kwargs.get('num_stages', 4)
+        if stage_with_acb is None:
+            stage_with_acb = (True, ) * num_stages
+        if len(stage_with_acb) != num_stages:
+            raise ValueError(f'stage_with_acb has {len(stage_with_acb)} '
+                             f'entries; num_stages is {num_stages}')
+        # read by make_res_layer, which ResNet.__init__ calls once per stage
         self.acb_mode = acb_mode
         self.acb_gamma_init = float(acb_gamma_init)
         self.deploy = deploy
         self.acb_norm_eval = bool(acb_norm_eval)
+        self.stage_with_acb = tuple(bool(s) for s in stage_with_acb)
+        self._stages_made = 0
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> nn.Module:
         layer = super().make_res_layer(**kwargs)
-        if self.deploy:
+        stage = self._stages_made
+        self._stages_made += 1
+        if self.deploy or not self.stage_with_acb[stage]:
             return layer
         for block in layer:
             for conv_name, _ in acb_sites(block):

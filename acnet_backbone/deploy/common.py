@@ -21,7 +21,8 @@ from ..safe_load import UnsafeCheckpointError, safe_load
 from ..state_fit import state_fit
 from .mmdeploy_compat import torchscript_export_kwargs
 
-ACB_ONLY_KEYS = ('acb_mode', 'acb_gamma_init', 'deploy')
+ACB_ONLY_KEYS = ('acb_mode', 'acb_gamma_init', 'acb_norm_eval',
+                 'stage_with_acb', 'deploy')
 TOP_KEYS = ('include_top', 'num_classes', 'top_pool', 'upsample')
 OUTPUT_NAMES = ('fused.pth', 'fused_config.py', 'fused.onnx')
 # backbones of this package that are a stock mmdet ResNet once fused

@@ -35,6 +35,8 @@ LABELS = {
     # the starting-point study: START -> fine-tuned backbone
     'retinanet_acresnet18-add-g0_fpn_shapes-ft': "plain -> ACB 'bn', gamma 0",
     'retinanet_acresnet18-add-g1-3_fpn_shapes-ft': "plain -> ACB 'bn', gamma 1/3",
+    'retinanet_acresnet18-add-g1-3-s2-4_fpn_shapes-ft':
+        "plain -> ACB 'bn', gamma 1/3, stages 2-4",
     'retinanet_acresnet18-online-add-g0_fpn_shapes-ft':
         "plain -> ACB 'online', scale 0",
     'retinanet_acresnet18-online-add-g1-3_fpn_shapes-ft':
