@@ -114,13 +114,12 @@ class ACResNet(ResNetWithTop):
         self.deploy = deploy
         self.acb_norm_eval = bool(acb_norm_eval)
         self.stage_with_acb = tuple(bool(s) for s in stage_with_acb)
-        self._stages_made = 0
         super().__init__(depth, **kwargs)
 
     def make_res_layer(self, **kwargs) -> nn.Module:
         layer = super().make_res_layer(**kwargs)
-        stage = self._stages_made
-        self._stages_made += 1
+        # ResNet.__init__ appends each stage's name after building it
+        stage = len(self.res_layers)
         if self.deploy or not self.stage_with_acb[stage]:
             return layer
         for block in layer:
