@@ -10,7 +10,7 @@ PY := .venv/bin/python
 # -rR names every rerun test in the summary (to find what crashes).
 PYTEST_ARGS ?= -n 2 --dist load --reruns 1 --only-rerun 'xdist worker crash' -rR
 
-.PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg study-start study-start-seg clean
+.PHONY: setup test lint demo bench journey study study-val1000 study-rtmdet study-seg journey-seg study-start study-start-seg data-trees study-trees clean
 
 setup:
 	@bash tools/setup_env.sh
@@ -110,6 +110,28 @@ study-start-seg: setup
 	$(PY) tools/make_shapes_dataset.py --task seg
 	$(PY) tools/journey.py --work-dir work_dirs/start_seg_d8 --metric mIoU \
 	    --pretrain-dir work_dirs/journey/pretrain $(START_SEG)
+
+# real images: the NEON tree-crown set from the deepforest wheel (downloaded
+# once with pip, sha256-checked, never imported), written to data/trees/
+data-trees: setup
+	@test -f data/trees/annotations/val.json || $(PY) tools/make_trees_dataset.py
+
+# plain vs ACB on the tree crowns, seeds 0-4: from scratch (tools/compare.py)
+# and fine-tuned from `make journey`'s plain pretraining, plain vs the
+# recommended route (ACB branches added at gamma 1/3). Seed by seed, so that an
+# interrupted study holds whole pairs; resumable (finished runs are reused).
+TREES_SEEDS ?= 0 1 2 3 4
+TREES_SCRATCH = configs/trees/retinanet_fcnresnet18_fpn_trees.py \
+    configs/trees/retinanet_acresnet18_fpn_trees.py
+TREES_ROUTES = --route plain:configs/trees/retinanet_fcnresnet18_fpn_trees-ft.py \
+    --route plain:configs/trees/retinanet_acresnet18-add-g1-3_fpn_trees-ft.py
+study-trees: data-trees
+	@set -e; seeds=""; for s in $(TREES_SEEDS); do seeds="$$seeds $$s"; \
+	  $(PY) tools/compare.py $(TREES_SCRATCH) --seeds $$seeds \
+	      --work-dir work_dirs/trees_scratch; \
+	  $(PY) tools/journey.py --work-dir work_dirs/trees_ft --seeds $$seeds \
+	      --pretrain-dir work_dirs/journey/pretrain $(TREES_ROUTES); \
+	done
 
 # pretrain (mmpretrain) -> fine-tune (mmdet) on the embedded data, one whole
 # pipeline per seed (seeds 0-4; resumable)
