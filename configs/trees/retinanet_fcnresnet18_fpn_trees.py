@@ -15,8 +15,12 @@
 # - anchors: octave_base_scale 3 (smallest anchors 24-38 px on P3) instead of
 #   4 (32-50 px): the 10th percentile of crown sides is 18-28 px;
 # - up to 150 detections per tile (a 400 px OSBS tile holds 61 crowns).
+# - brightness/contrast/colour jitter (PhotoMetricDistortion): the train
+#   image is a sparse Yellowstone meadow, the val images a dense Yellowstone
+#   stand and two other sites.
 # Schedule: 1000 iterations of batch 4 (4000 crops, about 7 times the
-# pixels of the 132 train tiles); the loss and val curves are in docs/results/trees.md.
+# pixels of the 132 train tiles); the loss curves are in
+# docs/results/trees.md.
 _base_ = '../shapes/retinanet_fcnresnet18_fpn_shapes.py'
 
 data_root = 'data/trees/'
@@ -36,10 +40,15 @@ train_pipeline = [
     dict(type='RandomCrop', crop_size=(192, 192), allow_negative_crop=True),
     dict(type='RandomFlip', prob=0.75,
          direction=['horizontal', 'vertical', 'diagonal']),
+    # brightness, contrast, saturation and hue: the val sites differ in
+    # light and vegetation from the one train image
+    dict(type='PhotoMetricDistortion'),
     dict(type='PackDetInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
+    # the tiles are 400x400 already: this Resize only records scale_factor
+    dict(type='Resize', scale=(400, 400), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
