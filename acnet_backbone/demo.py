@@ -1,7 +1,8 @@
-"""The main job (``make demo``, ``tools/demo.py``): make the embedded
-dataset, train an ACResNet RetinaNet on it, evaluate, fuse into a stock
-ResNet detector (ONNX exported and compared), draw detections, deploy end to
-end through mmdeploy (boxes-out ONNX) and evaluate it, write a summary.
+"""The demo (``make demo``, ``tools/demo.py``), start to finish on a CPU:
+make the embedded dataset, train an ACResNet RetinaNet on it, evaluate, fuse
+into a stock ResNet detector (ONNX exported and compared), draw detections,
+deploy end to end through mmdeploy (boxes-out ONNX) and evaluate it, write a
+summary.
 
 :func:`run_demo` runs it and returns the summary (also written as
 ``summary.json``); :func:`summary_lines` formats it as the tool prints it.

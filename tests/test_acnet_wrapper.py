@@ -151,7 +151,7 @@ def test_resnet_wrapper_equals_acresnet():
 @pytest.mark.parametrize('mode', ['bn', 'online'])
 def test_gamma_zero_is_the_plain_backbone_after_init_weights(mode):
     cfg = BACKBONES['CSPNeXt']
-    net = build(cfg, acb_mode=mode)
+    net = build(cfg, acb_mode=mode, acb_gamma_init=0.0)
     net.init_weights()
     for _, conv in net.acb_modules():
         assert all(torch.all(p == 0)
@@ -173,6 +173,20 @@ def test_gamma_init_survives_default_init():
     values = {float(v) for _, m in net.acb_modules()
               for p in m.acb.gamma_params().values() for v in p.detach()}
     assert values == {0.25}
+
+
+def test_default_gamma_init_is_one_third():
+    """ACNet and add_acb start their branches at 1/3 by default, as
+    ACResNet does."""
+    net = build(BACKBONES['ResNet'])
+    net.init_weights()
+    plain = add_acb(MODELS.build(BACKBONES['MobileNetV2']))
+    for model in (net, plain):
+        assert model.acb_gamma_init == pytest.approx(1 / 3)
+        values = [p.detach() for _, m in model.acb_modules()
+                  for p in m.acb.gamma_params().values()]
+        assert values and all(torch.allclose(v, torch.full_like(v, 1 / 3))
+                              for v in values)
 
 
 def test_plain_checkpoint_loads_through_pretrained(tmp_path):

@@ -102,7 +102,7 @@ def test_deploy_true_builds_stock_structure():
 
 def test_gamma_zero_is_plain_resnet_and_survives_init_weights():
     torch.manual_seed(1)
-    net = ACResNet(18, **TINY)
+    net = ACResNet(18, acb_gamma_init=0.0, **TINY)
     net.init_weights()
     for m in net.modules():
         if isinstance(m, ACConv2d):
@@ -115,6 +115,25 @@ def test_gamma_zero_is_plain_resnet_and_survives_init_weights():
     x = torch.randn(2, 3, 64, 64)
     for a, b in zip(net(x), stock(x)):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize('mode', ['bn', 'online'])
+def test_default_gamma_init_is_one_third(mode):
+    """The default is the start that fine-tuned best from plain weights
+    (docs/results/detection.md, "Which starting point"): branches at 1/3,
+    not 0, so the branch kernels train from the first step."""
+    # zero_init_residual would zero norm2 and with it every gradient here
+    net = ACResNet(18, acb_mode=mode, zero_init_residual=False, **TINY)
+    net.init_weights()
+    assert net.acb_gamma_init == pytest.approx(1 / 3)
+    values = [p.detach() for m in net.modules() if isinstance(m, ACConv2d)
+              for p in m.acb.gamma_params().values()]
+    assert values and all(torch.allclose(v, torch.full_like(v, 1 / 3))
+                          for v in values)
+    net.train()
+    sum(o.square().mean() for o in net(torch.randn(2, 3, 32, 32))).backward()
+    grad = net.layer2[0].conv1.acb.hor_conv.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
 
 
 def test_gamma_init_value_survives_default_init():

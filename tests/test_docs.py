@@ -225,9 +225,10 @@ def test_named_make_targets_exist(doc):
             assert target in targets, f'{doc} names `make {target}`'
 
 
-# options of programs that are not ours, named in the docs
+# options of programs that are not ours, named in the docs (and argparse's
+# own --help)
 EXTERNAL_OPTIONS = {'--no-deps', '--no-build-isolation', '--fuse-conv-bn',
-                    '--no-binary', '--ntasks'}
+                    '--no-binary', '--ntasks', '--help'}
 
 
 def tool_sources(tool):
@@ -310,7 +311,8 @@ def test_named_python_objects_exist(doc):
 HISTORY = re.compile(
     r'\bissues? #?\d|\b(this|last|previous|next|that|one) session\b|'
     r'\b(my|our) reading\b|\bwe (looked|measured|aimed|ran|found)\b|'
-    r'\bwas lent\b|\bnone was lent\b', re.I)
+    r'\bwas lent\b|\bnone was lent\b|\bthe main job\b|\bnice -n\b|'
+    r'\bversion history\b', re.I)
 
 
 @pytest.mark.parametrize('doc', doc_files())
@@ -370,6 +372,103 @@ def test_dev_extra_brings_what_the_tests_import():
                 if dist not in have and TRANSITIVE.get(top, '') not in have:
                     missing.add(f'{top} ({osp.basename(path)})')
     assert not missing, f'tests import what setup.py does not require: {missing}'
+
+
+def setup_keywords():
+    tree = ast.parse(read('setup.py'))
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and getattr(n.func, 'id', '') == 'setup')
+    return {k.arg: k.value for k in call.keywords}
+
+
+def declared_specs():
+    """``{name: specifier}`` of setup.py's requirements (extras too; the
+    first declaration of a name wins) and ``python``: python_requires."""
+    kw = setup_keywords()
+    specs = {'python': ast.literal_eval(kw['python_requires'])}
+    groups = [ast.literal_eval(kw['install_requires'])] + list(
+        ast.literal_eval(kw['extras_require']).values())
+    for group in groups:
+        for req in group:
+            name = re.match(r'[A-Za-z0-9_.-]+', req).group(0).lower()
+            specs.setdefault(name, req[len(name):].replace(' ', ''))
+    return specs
+
+
+def version_key(version):
+    return tuple(int(p) for p in re.findall(r'\d+', version.split('+')[0]))
+
+
+def satisfies(version, spec):
+    """``version`` meets every clause of ``spec`` (``>=2.1.0,<2.2.0``)."""
+    ops = {'>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b,
+           '>': lambda a, b: a > b, '<': lambda a, b: a < b,
+           '==': lambda a, b: a == b, '!=': lambda a, b: a != b}
+    for clause in filter(None, spec.split(',')):
+        op, bound = re.match(r'(>=|<=|==|!=|<|>)(.+)', clause).groups()
+        a, b = version_key(version), version_key(bound)
+        width = max(len(a), len(b))
+        a, b = a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
+        if not ops[op](a, b):
+            return False
+    return True
+
+
+# the requirements whose versions the install docs state
+STATED = ('torch', 'mmengine', 'mmcv', 'mmdet')
+# every package whose pip-style specifier in the install docs must agree
+CHECKED = STATED + ('mmsegmentation', 'mmpretrain', 'openvino')
+SPEC = re.compile(r'(?<![\w./-])(' + '|'.join(CHECKED) +
+                  r')((?:(?:>=|<=|==|!=|<|>)[0-9][\w.]*,?)+)')
+
+
+@pytest.mark.parametrize('doc', ['README.md', 'docs/get_started.md'])
+def test_install_claims_match_setup_py(doc):
+    """README.md and docs/get_started.md state what setup.py requires,
+    in its own words (`mmdet>=3.3.0,<3.4`), and every other version
+    specifier they give for those packages agrees with it: a range is
+    setup.py's, a pin (`mmcv==2.1.0`) lies inside it. "mmdet 3.x"-style
+    claims are not allowed: setup.py is narrower."""
+    text, specs = read(doc), declared_specs()
+    assert f'`{specs["python"]}`' in text, \
+        f'{doc} does not state python_requires {specs["python"]}'
+    for name in STATED:
+        assert f'`{name}{specs[name]}`' in text, \
+            f'{doc} does not state setup.py\'s `{name}{specs[name]}`'
+    for name, spec in SPEC.findall(text):
+        spec = spec.rstrip(',')
+        if spec.startswith('==') and ',' not in spec:
+            assert satisfies(spec[2:], specs[name]), \
+                f'{doc} pins {name}{spec}, outside setup.py\'s {specs[name]}'
+        else:
+            assert spec == specs[name], \
+                f'{doc} says {name}{spec}, setup.py says {name}{specs[name]}'
+    loose = re.findall(r'\b(?:mmdet|MMDetection|mmcv|mmengine|[Pp]ython)\s+'
+                       r'\d+(?:\.\d+)?\.x\b', text)
+    assert not loose, f'{doc}: {loose}, where setup.py gives exact ranges'
+
+
+def test_install_claims_check_can_fail():
+    assert satisfies('2.1.0', '>=2.1.0,<2.2.0')
+    assert not satisfies('2.2.0', '>=2.1.0,<2.2.0')
+    assert not satisfies('2.0.0', '>=2.1.0,<2.2.0')
+    assert satisfies('0.10.7', '>=0.10.7,<1.0')
+    found = SPEC.findall('mim install "mmcv>=2.0.0,<2.2.0" and `mmdet>=3.3.0,<3.4`')
+    assert found == [('mmcv', '>=2.0.0,<2.2.0'), ('mmdet', '>=3.3.0,<3.4')]
+    assert found[0][1] != declared_specs()['mmcv']
+
+
+def test_readme_demo_time_is_its_record():
+    """The README's `make demo` time is the one its record gives."""
+    import json
+    with open(osp.join(ROOT, 'docs', 'results', 'demo.json')) as f:
+        demo = json.load(f)
+    section = read('README.md').split('## Demo and tests', 1)[1].split(
+        '\n## ', 1)[0]
+    times = re.findall(r'(\d+) s\b', section)
+    assert times, 'the README gives no demo time'
+    assert set(times) <= {f'{demo["seconds"]:.0f}',
+                          f'{demo["train_seconds"]:.0f}'}, times
 
 
 # ---------------------------------------------------------------- quick start

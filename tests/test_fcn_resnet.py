@@ -35,8 +35,10 @@ def test_plain_fcnresnet_is_stock_resnet():
 @pytest.mark.parametrize('size', [(224, 224), (320, 480), (199, 257)])
 def test_logits_equal_torchvision(tv_resnet18, cls, size):
     model, path = tv_resnet18
+    # an ACResNet equals the plain network only with its branches at gamma 0
+    extra = dict(acb_gamma_init=0.0) if cls is ACResNet else {}
     net = cls(18, include_top=True, num_classes=10,
-              init_cfg=dict(type='Pretrained', checkpoint=path))
+              init_cfg=dict(type='Pretrained', checkpoint=path), **extra)
     net.init_weights()
     net.eval()
     x = torch.randn(2, 3, *size)
@@ -75,7 +77,8 @@ def test_fc_loaded_not_skipped(tv_resnet18):
 
 def test_backbone_only_load_drops_classifier(tv_resnet18):
     model, path = tv_resnet18
-    net = ACResNet(18, init_cfg=dict(type='Pretrained', checkpoint=path))
+    net = ACResNet(18, acb_gamma_init=0.0,
+                   init_cfg=dict(type='Pretrained', checkpoint=path))
     net.init_weights()
     assert not hasattr(net, 'fc')
     assert torch.equal(net.layer3[1].conv2.weight, model.layer3[1].conv2.weight)

@@ -16,7 +16,6 @@ INT8) and OpenVINO (FP32, BF16, INT8), interleaved on the same inputs.
 Writes W/backend_study.json (detectors) or W/deploy_report.json (large);
 every runtime uses --threads threads (default 1).
 """
-import argparse
 import os
 import sys
 import warnings
@@ -29,7 +28,8 @@ warnings.filterwarnings('ignore', module=r'mmdeploy\.|torch\.onnx|mmcv\.ops')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     sub = parser.add_subparsers(dest='mode', required=True)
     det = sub.add_parser('detectors', help='many trained detectors')
     src = det.add_mutually_exclusive_group(required=True)

@@ -9,7 +9,6 @@ DIR/benchmark.png (ratios to ResNet-50); with --only-deploy only the torch vs
 end-to-end ONNX latency, DIR/deploy_latency.md. The measurements are
 acnet_backbone.benchmark.run_benchmark.
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -20,7 +19,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('--quick', action='store_true',
                         help='fewer repeats and sizes: a few minutes on CPU')
     parser.add_argument('--device', choices=['cpu', 'cuda'],

@@ -15,7 +15,6 @@ the first config with Student-t 95% intervals), W/compare.md and
 W/compare.png. A finished run is reused, an interrupted one resumes from its
 last checkpoint; a run whose merged config changed is refused.
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -27,10 +26,10 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
-        description=__doc__.strip().splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='The first config is the baseline of the differences.')
+
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(
+        __doc__, epilog='The first config is the baseline of the differences.')
     parser.add_argument('configs', nargs='+', metavar='CONFIG')
     parser.add_argument('--seeds', nargs='+', type=int, required=True,
                         metavar='S', help='one run per seed and config')

@@ -1,15 +1,15 @@
 #!/usr/bin/env python
-"""The main job (`make demo`): make the embedded dataset, train an ACResNet
-RetinaNet on it, evaluate, fuse into a stock ResNet detector, evaluate the
-fused model, export ONNX and compare, draw detections, deploy end to end
-through mmdeploy (boxes-out ONNX) and evaluate it, write a summary.
+"""The demo (`make demo`), start to finish on a CPU: make the embedded
+dataset, train an ACResNet RetinaNet on it, evaluate, fuse into a stock
+ResNet detector, evaluate the fused model, export ONNX and compare, draw
+detections, deploy end to end through mmdeploy (boxes-out ONNX) and evaluate
+it, write a summary.
 
     python tools/demo.py [--config CONFIG] [--work-dir work_dirs/demo]
         [--max-iters N]
 
 The pipeline is acnet_backbone.demo.run_demo.
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -25,7 +25,8 @@ FLAGS = dict(max_iters='--max-iters', config='--config')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('--config', default=DEFAULT_CONFIG)
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/shapes')

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Deploy a trained detector end to end: fuse, verify, export through
-mmdeploy to an ONNX file that returns boxes, check it in onnxruntime.
+"""Deploy a trained detector or mmseg segmentor end to end: fuse, verify,
+export to ONNX (a detector through mmdeploy, to a file that returns boxes)
+and check the file in onnxruntime (with --backend openvino in OpenVINO too).
 
     python tools/deploy.py CONFIG CHECKPOINT --out-dir DIR [--eval]
         [--shape H W] [--num-images N] [--force] [--json FILE]
@@ -22,7 +23,6 @@ models; --eval: the whole test set); --backend openvino also runs it in
 OpenVINO at fp32/bf16 with mIoU and latency per runtime. The pipeline is
 acnet_backbone.deploy.end2end.deploy_any_checkpoint.
 """
-import argparse
 import os
 import sys
 import warnings
@@ -45,7 +45,8 @@ FLAGS = dict(force='--force', int8='--int8', threads='--threads',
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('config', help='the training config')
     parser.add_argument('checkpoint', help='the trained checkpoint')
     parser.add_argument('--out-dir', required=True, help='output folder')

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Distributed testing through torchrun and mmengine's pytorch launcher:
-#   bash tools/dist_train.sh CONFIG GPUS [test.py args]
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as for torchrun.
 set -euo pipefail
 CONFIG=$1

@@ -10,7 +10,6 @@ name where the network is reachable). Prints the top-5 ImageNet classes of
 the global logits and writes a PNG overlaying the dense sliding-window score
 map of the top class on the image (acnet_backbone.fcn_demo).
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -21,7 +20,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('image')
     parser.add_argument('--checkpoint', required=True)
     parser.add_argument('--depth', type=int, default=18,

@@ -10,7 +10,6 @@ no plugin; an FCN-32s keeps acnet_backbone.seg for its head) and, with
 --onnx, DIR/fused.onnx. Nothing is written unless the fused model matches
 the trained one within --rtol.
 """
-import argparse
 import os
 import sys
 import warnings
@@ -25,7 +24,8 @@ FLAGS = dict(force='--force', onnx='--onnx', image='--image',
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('config', help='the training config')
     parser.add_argument('checkpoint', help='the trained checkpoint')
     parser.add_argument('--out-dir', required=True, help='output folder')

@@ -1,6 +1,11 @@
 #!/usr/bin/env python
-"""The pretrain -> fine-tune journey on the embedded data (`make journey`),
-one whole pipeline per seed:
+"""Pretrain, then fine-tune, on the embedded data, one whole pipeline per
+seed (the "journey", `make journey`): the plain and the ACB backbone are
+each pretrained as a classifier, and each detector is fine-tuned from its
+own seed's pretrained checkpoint, so the paired difference covers the
+pretraining's randomness too.
+
+Steps:
 
 1. makes the classification and detection forms of the shapes data where
    missing;
@@ -28,7 +33,6 @@ CONFIG from the pretraining START: `plain`, `acb`, or `acb-fused` (the ACB
 pretraining fused into a plain ResNet): the starting-point study
 (`make study-start`).
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -41,7 +45,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('--work-dir', default='work_dirs/journey',
                         help='relative to the repository root')
     parser.add_argument('--seeds', nargs='+', type=int,

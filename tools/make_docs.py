@@ -8,7 +8,6 @@ and ``<!-- end of generated table -->`` in README.md, docs/**/*.md and
 configs/*/README.md (see ``acnet_backbone.docs``). ``--check`` writes
 nothing and exits 1 when a table differs from what its JSON gives.
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -19,7 +18,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('--check', action='store_true',
                         help='only report the files whose tables are stale')
     parser.add_argument('--root', default=ROOT,

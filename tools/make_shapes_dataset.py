@@ -10,7 +10,6 @@ or its semantic segmentation form (per-pixel label maps, mmseg's layout).
     python tools/make_shapes_dataset.py --task seg [--out data/shapes_seg]
         [--train 600] [--val 100] [--size 128] [--seed 200]
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -28,7 +27,8 @@ DEFAULTS = dict(det=dict(out='data/shapes', train=600, val=100, size=160,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('--task', choices=sorted(DEFAULTS), default='det')
     parser.add_argument('--out')
     parser.add_argument('--train', type=int)

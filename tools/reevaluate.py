@@ -11,7 +11,6 @@ through the config's validation loop and evaluator. Writes W2/compare.json
 (the same schema: runs, summary, paired differences), W2/compare.md and
 W2/compare.png. Finished evaluations are reused.
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -22,9 +21,9 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
-        description=__doc__.strip().splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('work_dir', metavar='W', help='the study\'s folder')
     parser.add_argument('--out-dir', required=True, metavar='W2')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""Evaluate a detector checkpoint: mmdet's test.py command line, with
+"""Evaluate a checkpoint (a detector, segmentor or classifier, as its
+config's default_scope says) with mmdet's test.py command line, with
 acnet_backbone imported.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
         [--show-dir DIR] [--cfg-options k=v ...] [--launcher ...]
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -18,7 +18,9 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the metrics go')

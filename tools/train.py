@@ -7,7 +7,6 @@ configs/shapes) and mmpretrain classifiers (configs/pretrain) alike.
     python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -20,7 +19,9 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Train a detector')
+
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     parser.add_argument('--amp', action='store_true',

@@ -103,9 +103,12 @@ class ACNet:
             (a learnable per-channel scale per branch, the branch kernels
             merged into the square kernel at every forward). Defaults to
             'bn'.
-        acb_gamma_init (float): initial gamma (scale) of the branches; with 0
-            the network starts as the plain backbone. Survives
-            ``init_weights``. Defaults to 0.0.
+        acb_gamma_init (float): initial gamma (scale) of the branches.
+            Survives ``init_weights``. The default 1/3 is the start that
+            fine-tuned best from plain pretrained weights; with 0 the network
+            starts as exactly the plain backbone, but the branch kernels get
+            no gradient until gamma moves; 1.0 is ACNet's from-scratch start.
+            Defaults to 1/3.
         acb_norm_cfg (dict, optional): the branch norms (``'bn'`` mode).
             Defaults to the backbone's ``norm_cfg`` when that is a batch norm
             (BN, SyncBN), else BN. Branch norms are always trainable: a
@@ -158,7 +161,7 @@ class ACNet:
     def __new__(cls,
                 backbone: OptConfigType = None,
                 acb_mode: str = 'bn',
-                acb_gamma_init: float = 0.0,
+                acb_gamma_init: float = 1 / 3,
                 acb_norm_cfg: OptConfigType = None,
                 exclude: Sequence[str] = (),
                 acb_norm_eval: bool = False,
@@ -291,7 +294,7 @@ class ACNet:
 
 def add_acb(module: nn.Module,
             acb_mode: str = 'bn',
-            acb_gamma_init: float = 0.0,
+            acb_gamma_init: float = 1 / 3,
             acb_norm_cfg: OptConfigType = None,
             exclude: Sequence[str] = (),
             acb_norm_eval: bool = False,

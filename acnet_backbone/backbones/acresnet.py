@@ -47,8 +47,13 @@ class ACResNet(ResNetWithTop):
             learnable per-channel scale per branch, the kernels merged into
             one conv every forward). Defaults to 'bn'.
         acb_gamma_init (float): initial gamma (scale) of the asymmetric
-            branches; with 0 the network computes exactly the plain ResNet's
-            function at step 0. Survives ``init_weights``. Defaults to 0.0.
+            branches. Survives ``init_weights`` and a plain ``Pretrained``
+            checkpoint (branch tensors a checkpoint holds are loaded). The
+            default 1/3 is the start that fine-tuned best from plain
+            pretrained weights (docs/results/detection.md, "Which starting
+            point"); with 0 the network computes exactly the plain ResNet's
+            function at step 0, but the branch kernels get no gradient until
+            gamma moves; 1.0 is ACNet's from-scratch start. Defaults to 1/3.
         stage_with_acb (Sequence[bool], optional): which stages get ACBs,
             one bool per stage, as mmdet's ``stage_with_dcn``; the 3x3 convs
             of the other stages stay plain ``nn.Conv2d``. E.g.
@@ -94,7 +99,7 @@ class ACResNet(ResNetWithTop):
     def __init__(self,
                  depth: int,
                  acb_mode: str = 'bn',
-                 acb_gamma_init: float = 0.0,
+                 acb_gamma_init: float = 1 / 3,
                  deploy: bool = False,
                  acb_norm_eval: bool = False,
                  stage_with_acb: Optional[Sequence[bool]] = None,

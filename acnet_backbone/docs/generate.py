@@ -16,8 +16,10 @@ class DocsError(ValueError):
 
 def doc_files(root: str) -> List[str]:
     """The Markdown files that may hold generated tables, relative to
-    ``root``: ``README.md``, ``docs/**/*.md`` and ``configs/*/README.md``."""
-    found = ['README.md'] if osp.isfile(osp.join(root, 'README.md')) else []
+    ``root``: ``README.md``, ``CHANGELOG.md``, ``docs/**/*.md`` and
+    ``configs/*/README.md``."""
+    found = [name for name in ('README.md', 'CHANGELOG.md')
+             if osp.isfile(osp.join(root, name))]
     for pattern in ('docs/**/*.md', 'configs/*/README.md'):
         found += sorted(osp.relpath(p, root) for p in glob.glob(
             osp.join(root, pattern), recursive=True))

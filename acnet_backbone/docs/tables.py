@@ -548,53 +548,184 @@ def glance(ctx: Context, scope: str = 'front') -> str:
                      'ACB - plain [95% CI]', 'n (seeds)', 'details'], rows)
 
 
+#: The benchmark's model names, as the costs table gives them.
+BENCH_MODELS = {'backbone': 'ResNet-50 backbone',
+                'RetinaNet': 'RetinaNet R-50'}
+
+
+def _models(rows: List[Dict]) -> List[str]:
+    return list(dict.fromkeys(r['model'] for r in rows))
+
+
+def _sizes(rows: List[Dict]) -> str:
+    """``512x512 and 800x1333``: the distinct input sizes of benchmark
+    rows, in order."""
+    sizes = []
+    for r in rows:
+        size = f'{r["size"][0]}x{r["size"][1]}'
+        if size not in sizes:
+            sizes.append(size)
+    return ' and '.join(sizes)
+
+
 def costs(ctx: Context, benchmark: str, int8: str,
-          openvino: Optional[str] = None,
           backends: Optional[str] = None) -> str:
-    """What ACB costs: training step time and memory per mode, fused
-    inference, and INT8 (latency and mAP) from the benchmark and an INT8
-    study; with ``openvino`` (a large detector's deploy report) and
-    ``backends`` (a ``backend_study.json``) also OpenVINO's speed-up over
-    onnxruntime FP32 and its bbox mAP drop per precision."""
+    """What ACB costs, each figure beside its setting (model, input,
+    weights, threads, CPU): training step time and memory per mode, fused
+    inference (from the benchmark), the bbox mAP that INT8 costs (an INT8
+    study) and, with ``backends`` (a ``backend_study.json``), OpenVINO's
+    bbox mAP drop per precision. Latencies per runtime and CPU are
+    :func:`speed`'s."""
     b, q = ctx.load(benchmark), ctx.load(int8)
     train = {r['variant']: r for r in b['train']}
-    fused = [r['ratio'] for r in b['inference']
-             if r['variant'] == 'acresnet_fused']
+    fused = [r for r in b['inference'] if r['variant'] == 'acresnet_fused']
     cx = {r['variant']: r for r in b['complexity']}
+    machine = b.get('device_name', b.get('device', 'not recorded')) + (
+        '' if b.get('cpu') else ' (CPU model not recorded)')
+    size = _sizes(b['train'])
+    step = (f'ResNet-50 backbone, forward + backward of batch 2 at {size}, '
+            f'random weights; {machine}')
     rows = [("training step, 'bn' mode (ACNet)",
              f'{train["acresnet"]["ratio"]:.2f}x time, '
-             f'{train["acresnet"]["mem_ratio"]:.2f}x peak memory of ResNet-50'),
+             f'{train["acresnet"]["mem_ratio"]:.2f}x peak memory of ResNet-50',
+             step),
             ("training step, 'online' mode",
              f'{train["acresnet_online"]["ratio"]:.2f}x time, '
-             f'{train["acresnet_online"]["mem_ratio"]:.2f}x peak memory'),
+             f'{train["acresnet_online"]["mem_ratio"]:.2f}x peak memory',
+             step),
             ('inference after fusion',
-             f'{min(fused):.3f}-{max(fused):.3f}x the time of ResNet-50 (it is '
-             f'a stock ResNet: '
+             f'{min(r["ratio"] for r in fused):.3f}-'
+             f'{max(r["ratio"] for r in fused):.3f}x the time of ResNet-50 '
+             f'(it is a stock ResNet: '
              f'{cx["acresnet_fused"]["params"] / 1e6:.1f} M parameters, '
-             f'{cx["acresnet_fused"]["gflops_224"]:.2f} GFLOPs at 224)')]
-    for s in q['summary']:
-        rows.append((f'INT8 vs FP32 ONNX (onnxruntime), RetinaNet '
-                     f'{label(s["name"])}',
-                     f'{s["latency_ratio_median"]:.2f}x the FP32 time, bbox '
-                     f'mAP {num(s["drop_mean"], 3, True).lstrip("+")} lower'))
-    if openvino:
-        r = ctx.load(openvino)
-        lat, shape = r['latency_ms'], r['latency_ms']['input_shape'][2:]
-        for key in ('openvino_bf16', 'openvino_int8'):
-            if key in lat:
-                rows.append((f'{RUNTIME_LABELS[key]} vs onnxruntime FP32, '
-                             f'RetinaNet R-50 at {shape[0]}x{shape[1]}, one '
-                             'thread', f'{lat["onnx"] / lat[key]:.2f}x faster'))
+             f'{cx["acresnet_fused"]["gflops_224"]:.2f} GFLOPs at 224)',
+             f'{" and ".join(BENCH_MODELS.get(m, m) for m in _models(fused))}'
+             f', batch 1 at {_sizes(fused)}, random weights; {machine}')]
+    drops = [s['drop_mean'] for s in q['summary']]
+    rows.append(('INT8 vs FP32 ONNX (onnxruntime)',
+                 f'bbox mAP {_span(drops)} lower' if min(drops) >= 0 else
+                 f'bbox mAP drop {_span(drops)} (negative: above FP32)',
+                 f'{_detectors(q["summary"])}, the whole val set'))
     if backends:
-        for s in ctx.load(backends)['summary']:
-            if s['runtime'].startswith('openvino_') and \
-                    s['runtime'] != 'openvino_fp32':
-                rows.append((f'{RUNTIME_LABELS[s["runtime"]]} vs torch, '
-                             f'RetinaNet {label(s["name"])} (n={s["n"]})',
-                             f'bbox mAP drop {num(s["drop_mean"], 4, True)} '
-                             f'{ci(s["drop_ci95"], 4)} (negative: above '
-                             'torch)'))
-    return md_table(['cost', 'measured'], rows)
+        ov = [s for s in ctx.load(backends)['summary']
+              if s['runtime'] in ('openvino_bf16', 'openvino_int8')]
+        if ov:
+            mean = max(abs(s['drop_mean']) for s in ov)
+            bound = max(abs(v) for s in ov for v in s['drop_ci95'])
+            rows.append(('OpenVINO BF16 and INT8 vs torch',
+                         f'bbox mAP within {mean:.4f} of torch on average, '
+                         f'every 95% interval inside +-{bound:.4f}',
+                         f'{_detectors(ov)}, the whole val set'))
+    return md_table(['cost', 'measured', 'setting'], rows)
+
+
+def _span(values: Sequence[float], nd: int = 3) -> str:
+    """``0.001-0.002`` (``-0.001 to 0.002`` across 0; one value where
+    they round alike): the range of ``values``."""
+    lo, hi = f'{min(values):.{nd}f}', f'{max(values):.{nd}f}'
+    return lo if lo == hi else f'{lo}{" to " if min(values) < 0 else "-"}{hi}'
+
+
+def _detectors(summary: Sequence[Dict]) -> str:
+    """``RetinaNet from ResNet-18 and from ACResNet-18 'bn', 5 trained
+    each``: the groups of a study summary."""
+    names = list(dict.fromkeys(s['name'] for s in summary))
+    counts = sorted({s['n'] for s in summary})
+    return (f'RetinaNet {" and ".join(label(n) for n in names)}, '
+            f'{"/".join(map(str, counts))} trained detectors each (one per '
+            'seed)')
+
+
+def zoo(ctx: Context, *paths: str, labels: Optional[str] = None) -> str:
+    """A model zoo in mmdet's shape, one row per config of every study
+    JSON: model, config (linked), schedule, bbox mAP (mean +- std over the
+    seeds, and mAP@0.5), seeds, training seconds on the CPU and the JSON
+    with every run. No checkpoint column: none is published."""
+    rows = []
+    for path in paths:
+        data = ctx.load(path)
+        first = {}
+        for r in data['runs']:
+            first.setdefault(r['config'], r)
+        for s in data['summary']:
+            run = first.get(s['config'], {})
+            sched = run.get('schedule') or {}
+            config = run.get('config_path')
+            name = f'`{s["config"]}.py`'
+            m = short(s.get('metric', 'coco/bbox_mAP'))
+            rows.append([
+                label(s['config'], labels),
+                f'[{name}]({ctx.link(config)})' if config else name,
+                f'{sched["length"]} {sched["unit"]}s' if sched else '-',
+                f'{num(s[m + "_mean"])} +- {num(s[m + "_std"])}',
+                num(s.get(m + '_50_mean')),
+                f'{s["n"]} ({seed_range(s["seeds"])})',
+                num(s.get('train_seconds_mean'), 0),
+                f'[{posixpath.basename(path)}]({ctx.link(path)})'])
+    return md_table(['model', 'config', 'schedule', 'bbox mAP (mean +- std)',
+                     'mAP@0.5', 'seeds', 'train s (CPU)', 'runs (JSON)'],
+                    rows)
+
+
+#: Short names of the detectors in deploy reports, by config file stem.
+DETECTORS = {
+    'retinanet_acresnet50_fpn_1x_coco': 'RetinaNet ACResNet-50 (COCO config)',
+    'demo_config': "the demo's RetinaNet ACResNet-18",
+}
+
+
+def cpu_label(cpu: Dict) -> str:
+    """``Intel Xeon: AMX, AVX-512, BF16, VNNI, AVX2`` from a report's
+    ``cpu`` record (``not recorded`` without one)."""
+    if not cpu:
+        return 'not recorded'
+    name = ' '.join(w for w in cpu.get('model', 'CPU').replace(
+        '(R)', '').split() if w != 'Processor')
+    flags = cpu.get('flags', {})
+    has = [f for f, on in (
+        ('AMX', cpu.get('AMX')),
+        ('AVX-512', cpu.get('AVX512', flags.get('avx512f'))),
+        ('BF16', cpu.get('BF16')), ('VNNI', cpu.get('VNNI')),
+        ('AVX2', cpu.get('AVX2'))) if on]
+    if has == ['AVX2']:
+        return f'{name}: AVX2 only (no AVX-512, AMX or BF16)'
+    return f'{name}: {", ".join(has)}' if has else name
+
+
+def speed(ctx: Context, *paths: str) -> str:
+    """Latency per runtime and precision, one row per deploy report (the
+    ``latency_ms`` of ``tools/deploy.py`` / ``tools/backend_study.py
+    large``), each beside its CPU, detector, input size, weights and
+    threads: onnxruntime FP32 in ms, the others as a speed-up over it in the
+    same run. A precision the CPU does not run natively was not run."""
+    rows = []
+    for path in paths:
+        r = ctx.load(path)
+        lat = r['latency_ms']
+        cpu = r.get('cpu') or r.get('openvino', {}).get('cpu', {})
+        stem = osp.splitext(osp.basename(r.get('config', '')))[0]
+        random = 'random weights' in r.get('model', '') or osp.basename(
+            str(r.get('checkpoint', ''))) == 'random.pth'
+        h, w = lat['input_shape'][2:]
+        row = [cpu_label(cpu), DETECTORS.get(stem, f'`{stem}`') + ', fused',
+               f'{h}x{w}', 'random' if random else 'trained',
+               str(lat.get('threads', '?')), f'{_ms(lat["onnx"])} ms']
+        for key in ('onnx_int8', 'openvino_fp32', 'openvino_bf16',
+                    'openvino_int8', 'torch'):
+            if isinstance(lat.get(key), (int, float)):
+                row.append(f'{lat["onnx"] / lat[key]:.2f}x')
+            elif key == 'openvino_bf16' and cpu.get('BF16') is False:
+                row.append('not run (no BF16)')
+            else:
+                row.append('-')
+        rows.append(row)
+    return md_table(['CPU', 'detector', 'input', 'weights', 'threads',
+                     'onnxruntime FP32', 'onnxruntime INT8', 'OpenVINO FP32',
+                     'OpenVINO BF16', 'OpenVINO INT8', 'torch'], rows)
+
+
+def _ms(value: float) -> str:
+    return f'{value:.0f}' if value >= 100 else f'{value:.1f}'
 
 
 def branches(ctx: Context, path: str, labels: Optional[str] = None) -> str:
@@ -617,6 +748,101 @@ def branches(ctx: Context, path: str, labels: Optional[str] = None) -> str:
                      'branch BN statistics moved (max)'], rows)
 
 
+def _rp(whole: Dict, thr: float) -> str:
+    """``recall / precision`` at IoU 0.4 of a score row at ``thr``."""
+    for r in whole['recall_precision']:
+        if abs(r['score_thr'] - thr) < 1e-9:
+            return f'{r["recall"]:.3f} / {r["precision"]:.3f}'
+    return '-'
+
+
+def _model_name(row: Dict) -> str:
+    """A speed / accuracy row's detector without its runtime suffix."""
+    name, rt = row['detector'], row.get('runtime', '')
+    for suffix in (f', {rt}', f' [{rt}]'):
+        if rt and name.endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def whole_image_accuracy(ctx: Context, path: str, score_thr: str = '0.3'
+                         ) -> str:
+    """``whole_image.json``'s accuracy: per detector its bbox mAP, mAP@0.5
+    and DeepForest's recall / precision at IoU 0.4 (at ``score_thr``) on the
+    held-out image's val tiles (one tile at a time) and over the whole image
+    (tiled, at each overlap)."""
+    data = ctx.load(path)['accuracy']
+    thr = float(score_thr)
+    rows = []
+    for r in data['rows']:
+        name = f'{_model_name(r)}, {r.get("runtime", "")}'.rstrip(', ')
+        t = r['tiles']
+        rows.append([name, f'{t["images"]} val tiles of {t["boxes"]} boxes '
+                     f'(+{t["ignored"]} cut, ignored)', num(t['bbox_mAP']),
+                     num(t['bbox_mAP_50']), _rp(t, thr), t['detections']])
+        for w in r['whole']:
+            rows.append([name, f'whole image, {w["patches"]} patches of '
+                         f'{w["patch"]} px, overlap {w["overlap"]:g} '
+                         f'({w["counts"]["cut_dropped"]} cut boxes dropped)',
+                         num(w['bbox_mAP']), num(w['bbox_mAP_50']),
+                         _rp(w, thr), w['detections']])
+    return md_table(['detector', f'scored on {data["image"]}', 'bbox mAP',
+                     'mAP@0.5', f'recall / precision (IoU 0.4, score >= '
+                     f'{thr:g})', 'detections'], rows)
+
+
+def whole_image_speed(ctx: Context, path: str) -> str:
+    """``whole_image.json``'s speed: per detector and runtime the seconds
+    over the timed image, per megapixel (wall and CPU time), its annotated
+    crowns per second, the speed-up over the baseline (DeepForest's
+    ``predict_tile``; wall / CPU) and the network's share of the time."""
+    data = ctx.load(path)
+    s = data['speed']
+    rows = []
+    for r in s['rows']:
+        net = r['profile'].get('network') or None  # 0: not recorded
+        cpu = r.get('cpu_s_per_megapixel')
+        up = f'{r["speedup_vs_baseline"]:.2f}x'
+        if r.get('cpu_speedup_vs_baseline') is not None:
+            up += f' / {r["cpu_speedup_vs_baseline"]:.2f}x'
+        rows.append([_model_name(r), r.get('runtime', ''),
+                     r.get('network_input', ''), r['patches'] or '-',
+                     f'{r["seconds"]:.1f}', f'{r["s_per_megapixel"]:.2f}',
+                     '-' if cpu is None else f'{cpu:.2f}',
+                     f'{r["crowns_per_s"]:.1f}', up,
+                     '-' if net is None else f'{net / r["seconds"]:.0%}'])
+    return md_table([
+        'detector', 'runtime', 'network input per patch', 'patches',
+        f'seconds ({s["width"]}x{s["height"]})', 's per megapixel',
+        'CPU s per megapixel', f'crowns per s ({s["crowns"]} crowns)',
+        f'vs {s["baseline"]} (wall / CPU)', 'network share'], rows)
+
+
+#: The steps of a tiled run, in order (``whole_image_profile``).
+TILED_STEPS = ('read', 'patches', 'preprocess', 'network', 'postprocess',
+               'merge', 'total')
+
+
+def whole_image_profile(ctx: Context, path: str) -> str:
+    """``whole_image.json``'s speed rows by step: seconds reading the
+    image, cutting patches, pre-processing, in the network (decoding and
+    the per-patch NMS of the end-to-end files included), mapping boxes back
+    and merging across patches; DeepForest's rows give the network and the
+    total; the last column is the machine's 1-minute load average as the
+    row's run started."""
+    rows = []
+    for r in ctx.load(path)['speed']['rows']:
+        p = r['profile']
+        load = r.get('load_average') or []
+        rows.append([f'{_model_name(r)}, {r.get("runtime", "")}'.rstrip(', ')]
+                    + ['-' if not p.get(k) and k == 'network' or
+                       p.get(k) is None else f'{p[k]:.2f}'
+                       for k in TILED_STEPS]
+                    + [', '.join(f'{x:.1f}' for x in load) or '-'])
+    return md_table(['detector'] + [f'{k} s' for k in TILED_STEPS]
+                    + ['load average at start'], rows)
+
+
 RENDERERS: Dict[str, Callable[..., str]] = {
     f.__name__: f for f in (
         study_summary, study_diffs, study_pairs, int8_study, branches,
@@ -624,5 +850,6 @@ RENDERERS: Dict[str, Callable[..., str]] = {
         benchmark_inference, benchmark_train, benchmark_complexity,
         benchmark_fusion, benchmark_deploy, backend_study, backend_diffs,
         backend_latency,
-        table, glance, costs)
+        table, glance, costs, speed, zoo, whole_image_accuracy,
+        whole_image_speed, whole_image_profile)
 }
