@@ -133,6 +133,43 @@ study-trees: data-trees
 	      --pretrain-dir work_dirs/journey/pretrain $(TREES_ROUTES); \
 	done
 
+# DeepForest (the peer of the whole-image study) in its own virtualenv, never in
+# .venv: deepforest 2.1.0 beside the same torch / torchvision as .venv, with the
+# versions the study ran with pinned. Skipped when it imports already.
+DF_VENV := .venv-deepforest
+DF_SPEC := deepforest==2.1.0 torch==2.14.1 torchvision==0.29.1 \
+    pytorch-lightning==2.6.6 numpy==2.4.6 pandas==3.1.1
+.PHONY: deepforest-venv whole-image
+deepforest-venv:
+	@$(DF_VENV)/bin/python -c "import sys, deepforest; sys.exit(deepforest.__version__ != '2.1.0')" 2>/dev/null || { \
+	  echo "[deepforest-venv] creating $(DF_VENV)/ with $(DF_SPEC) (several GB, minutes)"; \
+	  $${PYTHON:-python3} -m venv $(DF_VENV) && \
+	  $(DF_VENV)/bin/python -m pip install --disable-pip-version-check -q $(DF_SPEC); }
+
+# the whole-image study (configs/trees/whole_image_*.json ->
+# docs/results/whole_image.json and its tables): deploys the trained ACB tree
+# detector (seed 0 of `make study-trees`) and the random-weight ACResNet-50
+# (each once), then the accuracy and the speed study (one thread; the speed
+# study takes about 20 minutes on 2 cores)
+WI_RUN := work_dirs/trees_scratch/retinanet_acresnet18_fpn_trees/seed_0
+WI_R50 := work_dirs/trees_r50_random
+WI_DEPLOY := --int8 --backend openvino --precision fp32 bf16 int8 --threads 1
+WI_ENV := OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+whole-image: data-trees deepforest-venv
+	@test -f $(WI_RUN)/iter_1000.pth || { echo "error: $(WI_RUN)/iter_1000.pth is missing: make study-trees TREES_SEEDS=0 trains it"; exit 2; }
+	test -f $(WI_R50)/random.pth || $(PY) tools/whole_image_study.py prepare-r50 --out-dir $(WI_R50)
+	test -f work_dirs/deploy_trees_r50/end2end_int8.onnx || $(WI_ENV) $(PY) tools/deploy.py \
+	    $(WI_R50)/retinanet_acresnet50_fpn_trees.py $(WI_R50)/random.pth \
+	    --out-dir work_dirs/deploy_trees_r50 $(WI_DEPLOY)
+	test -f work_dirs/deploy_trees_acb_s0/end2end_int8.onnx || $(WI_ENV) $(PY) tools/deploy.py \
+	    $(WI_RUN)/config.py $(WI_RUN)/iter_1000.pth \
+	    --out-dir work_dirs/deploy_trees_acb_s0 $(WI_DEPLOY)
+	$(WI_ENV) $(PY) tools/whole_image_study.py accuracy configs/trees/whole_image_accuracy.json \
+	    --out docs/results/whole_image.json
+	$(WI_ENV) $(PY) tools/whole_image_study.py speed configs/trees/whole_image_speed.json \
+	    --out docs/results/whole_image.json
+	$(PY) tools/make_docs.py
+
 # pretrain (mmpretrain) -> fine-tune (mmdet) on the embedded data, one whole
 # pipeline per seed (seeds 0-4; resumable)
 journey: setup

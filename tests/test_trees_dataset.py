@@ -92,7 +92,8 @@ def test_builds_split_by_source_with_one_class(source, tmp_path):
     root = str(tmp_path / 'trees')
     paths = trees.make_trees_dataset(root, source=wheel, tile=128,
                                      train_stride=64, sources=sources)
-    assert set(paths) == {'train', 'val', 'whole'}
+    assert set(paths) == {'train', 'val', 'whole', 'val_B'}
+    assert _load(root, 'val_B') == _load(root, 'val')
     train, val, whole = (_load(root, s) for s in ('train', 'val', 'whole'))
     assert train['categories'] == [dict(id=1, name='tree')]
     assert {i['source'] for i in train['images']} == {'big'}

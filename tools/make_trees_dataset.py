@@ -11,7 +11,6 @@ checked against a pinned sha256. Train tiles come from one YELL image, val
 tiles from the other YELL image and the OSBS and SOAP sites; one class,
 `tree`. The folder is written whole or not at all.
 """
-import argparse
 import os.path as osp
 import sys
 import warnings
@@ -25,8 +24,8 @@ FLAGS = dict(source='--source', force='--force', tile='--tile',
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from acnet_backbone.cli import tool_parser
+    parser = tool_parser(__doc__)
     parser.add_argument('--out', default='data/trees', help='output folder')
     parser.add_argument('--source', help='the deepforest wheel or a folder '
                         'holding its deepforest/data files (offline '

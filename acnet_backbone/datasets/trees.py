@@ -307,6 +307,19 @@ def _write_whole(tmp: str, files: Dict[str, bytes],
     return _coco(images, anns)
 
 
+def site_subsets(coco: dict) -> Dict[str, dict]:
+    """The images of a COCO split grouped by site (``{'YELL': coco, ...}``),
+    their annotations with them: the val score per site."""
+    out = {}
+    for site in sorted({i['site'] for i in coco['images']}):
+        ids = {i['id'] for i in coco['images'] if i['site'] == site}
+        out[site] = dict(
+            coco, images=[i for i in coco['images'] if i['id'] in ids],
+            annotations=[a for a in coco['annotations']
+                         if a['image_id'] in ids])
+    return out
+
+
 def make_trees_dataset(root: str = 'data/trees',
                        source: Optional[str] = None,
                        tile: int = TILE,
@@ -319,7 +332,7 @@ def make_trees_dataset(root: str = 'data/trees',
 
     ``root/{train,val}/*.png`` (tiles), ``root/whole/*.png`` (the untiled
     images) and ``root/annotations/{train,val,whole}.json`` (COCO, one class
-    ``tree``). The folder appears whole or not at all: it is built in a
+    ``tree``), plus ``annotations/val_<SITE>.json`` per val site. The folder appears whole or not at all: it is built in a
     temporary folder beside ``root`` and renamed. Deterministic.
 
     Args:
@@ -362,6 +375,8 @@ def make_trees_dataset(root: str = 'data/trees',
                                        train_stride),
                     val=_write_split(tmp, 'val', files, sources, tile, tile),
                     whole=_write_whole(tmp, files, sources))
+        sets.update({f'val_{site}': coco for site, coco in
+                     site_subsets(sets['val']).items()})
         for split, coco in sets.items():
             with open(osp.join(tmp, 'annotations', f'{split}.json'),
                       'w') as f:

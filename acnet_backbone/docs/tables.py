@@ -48,6 +48,13 @@ LABELS = {
     'fcn-d8_acresnet18-online-add-g0_shapes-ft':
         "d8 FCN, plain -> ACB 'online', scale 0",
     'fcn-d8_fcnresnet18-fused-acb_shapes-ft': 'd8 FCN, ACB fused -> plain',
+    # real images: the NEON tree crowns (configs/trees)
+    'retinanet_fcnresnet18_fpn_trees': 'plain ResNet-18',
+    'retinanet_acresnet18_fpn_trees': "ACResNet-18 'bn'",
+    'retinanet_fcnresnet18_fpn_trees-ft': 'plain -> plain',
+    'retinanet_acresnet18-add-g1-3_fpn_trees-ft':
+        "plain -> ACB 'bn', gamma 1/3",
+    'retinanet_acresnet18_fpn_trees-ft': "ACB -> ACB 'bn'",
 }
 
 #: Shorter names for the rows of the results at a glance, where a study has
@@ -91,6 +98,13 @@ GLANCE = [
     ('segmentation', 'FCN-32s R-18, from scratch',
      'docs/results/study_seg_fcn32s.json',
      'docs/results/segmentation.md#from-scratch'),
+    ('detection, real images', 'RetinaNet R-18, NEON tree crowns, from '
+     'scratch', 'docs/results/trees_scratch.json',
+     'docs/results/trees.md#from-scratch'),
+    ('detection, real images', 'RetinaNet R-18, NEON tree crowns, '
+     "fine-tuned, plain -> ACB 'bn', gamma 1/3",
+     'docs/results/trees_ft.json',
+     'docs/results/trees.md#fine-tuned-the-recommended-route'),
 ]
 
 

@@ -75,15 +75,33 @@ def build_detector(cfg: Config) -> nn.Module:
     return MODELS.build(model_cfg)
 
 
+def test_pipeline(cfg: Config, from_array: bool = False) -> List[dict]:
+    """The config's test pipeline without its annotation loading.
+
+    Args:
+        cfg (Config): a detector config.
+        from_array (bool): the first step reads the image from an array
+            (``results['img']``, BGR ``uint8`` ``[H, W, 3]``: mmdet's
+            ``LoadImageFromNDArray``) instead of ``img_path``. Defaults to
+            False.
+
+    Returns:
+        list[dict]: the transforms' configs (a copy).
+    """
+    pipeline = [t for t in copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
+                if 'Annotations' not in t['type']]
+    if from_array:
+        pipeline[0] = dict(type='mmdet.LoadImageFromNDArray')
+    return pipeline
+
+
 def preprocess(cfg: Config, model: nn.Module, path: str):
     """One image through the config's test pipeline (annotations not loaded)
     and the data preprocessor of ``model`` (a detector, or the preprocessor
     itself): ``(inputs [1, 3, H, W], data_samples)``, what the network
     sees."""
     from mmcv.transforms import Compose
-    pipeline = [t for t in copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
-                if 'Annotations' not in t['type']]
-    data = Compose(pipeline)(dict(img_path=path, img_id=0))
+    data = Compose(test_pipeline(cfg))(dict(img_path=path, img_id=0))
     batch = getattr(model, 'data_preprocessor', model)(
         dict(inputs=[data['inputs']], data_samples=[data['data_samples']]),
         False)
