@@ -698,7 +698,9 @@ def _int8_rows(q: Dict) -> List[Tuple[str, str]]:
              f'{q["calib_images"]} {images}, opset {q["opset"]}'),
             (f'INT8 vs ONNX, detections found (IoU >= '
              f'{q["vs_fp32"]["iou_thr"]})', _fmt(q['vs_fp32']['matched'],
-                                                 '.1%'))]
+                                                 '.1%'))] + (
+        [('INT8 weight range', q['weight_range_reason'])]
+        if q.get('weight_range_reason') else [])
 
 
 def summary_lines(report: Dict) -> List[str]:

@@ -9,7 +9,12 @@ with onnxruntime's static quantisation:
   onnxruntime session.
 * Weights: signed 8-bit, symmetric, one scale per output channel.
   ``DequantizeLinear`` has no ``axis`` before opset 13 and mmdeploy exports
-  opset 11, so the graph is converted to opset 13 first.
+  opset 11, so the graph is converted to opset 13 first. Their range follows
+  the CPU (:func:`int8_weight_range`): the full 8 bits where its integer dot
+  products accumulate in 32 bits (VNNI, AMX, non-x86), 7 bits
+  (onnxruntime's ``reduce_range``) on x86 CPUs without VNNI, whose 16-bit
+  intermediate sums saturate with 8-bit weights. The report names the
+  range, the CPU and why.
 * Activations: unsigned 8-bit by default (U8S8). On x86 CPUs with VNNI
   onnxruntime runs U8S8 convolutions faster than FP32 and signed activations
   (S8S8) *slower* (measured: ``docs/results/deployment.md``, INT8 variants).
@@ -27,6 +32,7 @@ The study over many trained detectors (FP32 vs INT8 mAP and latency) is
 import logging
 import os
 import os.path as osp
+import platform
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
@@ -44,6 +50,77 @@ ACTIVATIONS = ('u8', 's8')
 METHODS = ('minmax', 'percentile')
 # IoU at which an INT8 detection counts as the FP32 one (same label)
 AGREEMENT_IOU = 0.5
+# platform.machine() of the x86 CPUs (the 16-bit saturation below is theirs)
+_X86 = ('x86_64', 'amd64', 'x86', 'i386', 'i686')
+
+
+def int8_weight_range(caps: Optional[Dict] = None,
+                      machine: Optional[str] = None) -> Dict:
+    """The weight range of the INT8 file for this CPU: the full 8 bits where
+    its integer convolutions cannot saturate, 7 bits (onnxruntime's
+    ``reduce_range``) where they can.
+
+    x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) multiply the u8
+    activations by the s8 weights with ``VPMADDUBSW``, which adds two
+    products into a *saturating* 16-bit sum: with 8-bit weights two large
+    products exceed it (``255 * 127 * 2 = 64770 > 32767``) and the
+    convolution's result is clipped. onnxruntime's x86 U8S8 kernels do
+    this (its quantisation docs, "reduce_range"), S8S8 saturates there too
+    (measured below), and so does OpenVINO's CPU plugin (its "Saturation
+    (overflow) issue workaround").
+    7-bit weights (``|w| <= 64``) keep every pair within 16 bits
+    (``255 * 64 * 2 = 32640``) for one bit less weight resolution. VNNI
+    (``VPDPBUSD``: AVX512-VNNI, AVX-VNNI) and AMX-INT8 accumulate in 32
+    bits, so the full range is kept there.
+
+    Measured on ``tests/test_int8.py``'s tiny detector (onnxruntime 1.32,
+    OpenVINO 2026.4), relative error against FP32: 8-bit weights 0.055 with
+    VNNI, 0.200 on an emulated Haswell (AVX2 only; S8S8 0.157, OpenVINO
+    0.238); 7-bit weights 0.055 on both, the Haswell outputs bit for bit
+    the VNNI ones (onnxruntime and OpenVINO, U8S8 and S8S8).
+
+    The range is chosen for the CPU that quantises, assumed to be the one
+    that runs the file: a file made with 8-bit weights on a VNNI CPU can
+    saturate on an AVX2-only one.
+
+    Args:
+        caps (dict, optional): ``cpu_features()`` of :mod:`.backends.cpu`
+            (``model``, ``VNNI``, ``AVX2``); read from ``/proc/cpuinfo``
+            when None.
+        machine (str, optional): ``platform.machine()``; read when None.
+
+    Returns:
+        dict: ``reduce_range`` (bool), ``weight_bits`` (7 or 8), ``reason``
+        (one sentence for the report) and ``cpu`` (``model``, ``VNNI``,
+        ``AVX2``).
+    """
+    from .backends.cpu import cpu_features
+    caps = caps if caps is not None else cpu_features()
+    machine = (machine if machine is not None else platform.machine()).lower()
+    cpu = dict(model=caps.get('model'), VNNI=bool(caps.get('VNNI')),
+               AVX2=bool(caps.get('AVX2')))
+    name = cpu['model'] or 'this CPU'
+    if machine not in _X86:
+        reduce, reason = False, (
+            f'8-bit weights: {name} is not x86 ({machine}); the 16-bit '
+            'saturation of x86 CPUs without VNNI does not apply')
+    elif cpu['VNNI']:
+        reduce, reason = False, (
+            f'8-bit weights: {name} has VNNI (32-bit accumulation), so the '
+            'integer convolutions cannot saturate')
+    elif cpu['model'] is None:
+        reduce, reason = True, (
+            '7-bit weights (reduce_range): the CPU flags are unknown (no '
+            '/proc/cpuinfo); x86 CPUs without VNNI saturate 16-bit '
+            'intermediate sums with 8-bit weights, 7 bits are safe on every '
+            'x86 CPU')
+    else:
+        reduce, reason = True, (
+            f'7-bit weights (reduce_range): {name} has no VNNI, so its '
+            'INT8 convolutions add pairs of products in saturating 16-bit '
+            'sums (VPMADDUBSW), which 8-bit weights overflow')
+    return dict(reduce_range=reduce, weight_bits=7 if reduce else 8,
+                reason=reason, cpu=cpu)
 
 
 def calibration_set(cfg: Config, config: str,
@@ -240,7 +317,8 @@ def quantize_end2end(fp32_path: str,
                      method: str = 'minmax',
                      opset: int = INT8_OPSET,
                      custom_ops: Optional[str] = None,
-                     logger=None) -> Dict:
+                     logger=None,
+                     reduce_range: Optional[bool] = None) -> Dict:
     """Statically quantise an end-to-end ONNX detector to INT8 (QDQ).
 
     Args:
@@ -261,10 +339,14 @@ def quantize_end2end(fp32_path: str,
             13). Defaults to :data:`INT8_OPSET`.
         custom_ops (str, optional): op library for the check session.
         logger: an ``MMLogger``; None: the current one.
+        reduce_range (bool, optional): weights in 7 bits instead of 8;
+            None: chosen from this CPU by :func:`int8_weight_range` (7 bits
+            on x86 without VNNI). Defaults to None.
 
     Returns:
-        dict: what was done (format, types, scope, method, opset, counts of
-        quantised weights and activations) for the report.
+        dict: what was done (format, types, weight range and why, scope,
+        method, opset, counts of quantised weights and activations) for the
+        report.
 
     Raises:
         FuseError: an unknown option, no calibration input, nothing to
@@ -277,6 +359,14 @@ def quantize_end2end(fp32_path: str,
                                           QuantType, quantize_static)
     logger = logger or MMLogger.get_current_instance()
     _check_options(scope, activations, method, opset, calib_inputs)
+    weight_range = int8_weight_range()
+    if reduce_range is not None and bool(reduce_range) != \
+            weight_range['reduce_range']:
+        bits = 7 if reduce_range else 8
+        weight_range.update(
+            reduce_range=bool(reduce_range), weight_bits=bits,
+            reason=f'{bits}-bit weights: asked for (reduce_range='
+            f'{bool(reduce_range)}); for this CPU: {weight_range["reason"]}')
     model = _to_opset(onnx.load(fp32_path), opset)
     inline_shared_constants(model.graph)
     _name_nodes(model.graph)
@@ -286,15 +376,18 @@ def quantize_end2end(fp32_path: str,
     act_type = dict(u8=QuantType.QUInt8, s8=QuantType.QInt8)[activations]
     calib_method = dict(minmax=CalibrationMethod.MinMax,
                         percentile=CalibrationMethod.Percentile)[method]
-    logger.info(f'quantising ({scope}, {activations.upper()}S8, {method} '
-                f'calibration on {len(calib_inputs)} images)')
+    logger.info(f'quantising ({scope}, {activations.upper()}S8, '
+                f'{weight_range["weight_bits"]}-bit weights, {method} '
+                f'calibration on {len(calib_inputs)} images): '
+                f'{weight_range["reason"]}')
     quiet = _NoPreprocessAdvice()
     logging.getLogger().addFilter(quiet)
     try:
         quantize_static(
             staged_in, out_path, _Reader(calib_inputs),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
-            nodes_to_quantize=nodes, per_channel=True, reduce_range=False,
+            nodes_to_quantize=nodes, per_channel=True,
+            reduce_range=weight_range['reduce_range'],
             activation_type=act_type, weight_type=QuantType.QInt8,
             calibrate_method=calib_method,
             # no CalibMaxIntermediateOutputs: onnxruntime 1.32's MinMax
@@ -318,8 +411,14 @@ def quantize_end2end(fp32_path: str,
         _remove(staged_in)
     logger.info(f'INT8: {counts["weights"]} weight tensors and '
                 f'{counts["activations"]} activation tensors quantised')
-    return dict(file=osp.basename(out_path), format='QDQ',
-                weights='int8, symmetric, per channel',
+    weights = 'int8, symmetric, per channel' if \
+        weight_range['weight_bits'] == 8 else \
+        'int8 in 7 bits (reduce_range), symmetric, per channel'
+    return dict(file=osp.basename(out_path), format='QDQ', weights=weights,
+                weight_bits=weight_range['weight_bits'],
+                reduce_range=weight_range['reduce_range'],
+                weight_range_reason=weight_range['reason'],
+                cpu=weight_range['cpu'],
                 activations=dict(u8='uint8, asymmetric',
                                  s8='int8, symmetric')[activations],
                 scope=scope, calibrate_method=method,

@@ -278,7 +278,8 @@ def layer_errors(onnx_path: str, inputs: Sequence[np.ndarray],
         reference) and ``mean_rel_err`` (mean |a - b| / mean |a|).
     """
     import onnx
-    import openvino as ov
+
+    from ..deploy.backends.openvino import openvino_core
     reference = reference or onnx_path
 
     def tensors(path):
@@ -291,12 +292,14 @@ def layer_errors(onnx_path: str, inputs: Sequence[np.ndarray],
     compiled = []
     for path, hint in ((reference, 'f32'), (onnx_path, 'f32' if precision ==
                                              'fp32' else precision)):
-        model = ov.Core().read_model(path)
+        # the process's one Core (a Core per model crashes the process
+        # later, see openvino_core)
+        model = openvino_core().read_model(path)
         model.add_outputs([t for t, _ in names])
         config = {'INFERENCE_PRECISION_HINT': hint}
         if threads:
             config['INFERENCE_NUM_THREADS'] = threads
-        compiled.append(ov.Core().compile_model(model, 'CPU', config))
+        compiled.append(openvino_core().compile_model(model, 'CPU', config))
     stats = {t: np.zeros(4) for t, _ in names}
     for x in inputs:
         ref, got = (c({'input': x}) for c in compiled)

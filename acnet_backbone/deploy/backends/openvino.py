@@ -15,6 +15,10 @@ format. Precisions:
 - ``int8``: ``end2end_int8.onnx`` (onnxruntime's QDQ quantisation of the
   convolutions, :mod:`..quantize`) compiled with the ``f32`` hint: OpenVINO
   runs the quantised convolutions in INT8 and everything else in float32.
+  On x86 CPUs without VNNI OpenVINO's INT8 convolutions, like
+  onnxruntime's, add products in saturating 16-bit sums that 8-bit weights
+  overflow; the file is quantised with 7-bit weights there
+  (:func:`..quantize.int8_weight_range`), which fits both.
 
 What ran is read back from the compiled model (:func:`compiled_precision`:
 its ``INFERENCE_PRECISION_HINT`` and the runtime precision of every
@@ -35,6 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import FuseError
+from .cpu import cpu_features
 
 PRECISIONS = ('fp32', 'bf16', 'int8')
 # the compile hint of each precision (int8 lives in the file, not the hint)
@@ -45,9 +50,6 @@ _TYPE_NAMES = dict(f32='fp32', bf16='bf16', f16='fp16', u8='u8', i8='i8')
 NAMES = {p: f'openvino_{p}' for p in PRECISIONS}
 # their column heads in the deploy table
 LABELS = {NAMES[p]: f'OV {p.upper()}' for p in PRECISIONS}
-# CPU flags (as /proc/cpuinfo names them) that decide native support
-_FLAGS = ('avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16',
-          'amx_tile', 'amx_bf16', 'amx_int8')
 
 
 class OpenVINOMissing(FuseError):
@@ -70,6 +72,37 @@ def import_openvino():
     return openvino
 
 
+@functools.lru_cache(maxsize=None)
+def openvino_core():
+    """The process's one ``openvino.Core``, made on first use and kept until
+    the interpreter exits; every session, IR write and capability read of
+    the package uses it.
+
+    Why one: each Core makes its own CPU plugin, which replaces the
+    alternate signal stack of the thread that makes it by one it maps
+    itself and saves the stack it found; destroyed, the plugin restores
+    that saved stack if its own is still the current one, and unmaps its
+    own in any case (OpenVINO 2026.4: ``src/plugins/intel_cpu/src/
+    plugin.cpp``, ``Plugin::Plugin()`` holding a ``CPUSpecialSetup``;
+    ``src/plugins/intel_cpu/src/sigstack_manager.cpp``,
+    ``SigAltStackSetup::~SigAltStackSetup``). With two Cores released in
+    the order they were made (a dict of sessions, a list of compiled
+    models), the first unmaps its stack while the second still keeps it as
+    the one to restore, and the second then restores it: the main thread's
+    alternate stack is unmapped memory. The next signal handled on it (any
+    Python-level handler: CPython installs them with ``SA_ONSTACK``; e.g.
+    torch's DataLoader SIGCHLD handler when a tool subprocess exits) kills
+    the process with SIGSEGV, si_code SI_KERNEL, si_addr 0, before
+    faulthandler can print anything: the pytest-xdist worker crash of
+    issue 38. One Core makes one plugin, whose stack stays mapped for the
+    life of the process.
+
+    Raises:
+        OpenVINOMissing: openvino is not installed.
+    """
+    return import_openvino().Core()
+
+
 def openvino_version() -> Optional[str]:
     """The installed OpenVINO version, or None."""
     try:
@@ -77,23 +110,6 @@ def openvino_version() -> Optional[str]:
     except ImportError:
         return None
     return openvino.__version__
-
-
-def _cpu_flags(cpuinfo: str = '/proc/cpuinfo') -> Dict:
-    """The CPU model name and the flags of :data:`_FLAGS` from ``cpuinfo``
-    (all False where the file does not exist, e.g. off Linux)."""
-    model, flags = None, set()
-    if os.path.isfile(cpuinfo):
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(':')
-                key = key.strip()
-                if key == 'model name' and model is None:
-                    model = value.strip()
-                elif key == 'flags':
-                    flags = set(value.split())
-                    break
-    return dict(model=model, flags={f: f in flags for f in _FLAGS})
 
 
 def cpu_capabilities(cpuinfo: str = '/proc/cpuinfo') -> Dict:
@@ -111,14 +127,7 @@ def cpu_capabilities(cpuinfo: str = '/proc/cpuinfo') -> Dict:
         ``openvino`` (its version) and ``openvino_capabilities`` (the CPU
         plugin's ``OPTIMIZATION_CAPABILITIES``).
     """
-    info = _cpu_flags(cpuinfo)
-    f = info['flags']
-    caps = dict(
-        model=info['model'], cores=os.cpu_count(),
-        AMX=f['amx_tile'] or f['amx_bf16'] or f['amx_int8'],
-        BF16=f['amx_bf16'] or f['avx512_bf16'],
-        VNNI=f['avx512_vnni'] or f['avx_vnni'] or f['amx_int8'],
-        AVX2=f['avx2'], flags=f)
+    caps = cpu_features(cpuinfo)
     version = openvino_version()
     if version:
         caps['openvino'] = version
@@ -129,9 +138,8 @@ def cpu_capabilities(cpuinfo: str = '/proc/cpuinfo') -> Dict:
 @functools.lru_cache(maxsize=None)
 def _plugin_capabilities() -> Tuple[str, ...]:
     """The CPU plugin's ``OPTIMIZATION_CAPABILITIES``, read once per process
-    (each read creates an ``openvino.Core``, which loads the plugin)."""
-    import openvino
-    return tuple(openvino.Core().get_property('CPU',
+    (the first one loads the CPU plugin into :func:`openvino_core`)."""
+    return tuple(openvino_core().get_property('CPU',
                                               'OPTIMIZATION_CAPABILITIES'))
 
 
@@ -230,14 +238,14 @@ class OpenVINOSession:
 
     def __init__(self, path: str, precision: str,
                  threads: Optional[int] = None) -> None:
-        ov = import_openvino()
+        import_openvino()
         if precision not in PRECISIONS:
             raise FuseError(f'unknown precision {precision!r}')
         config = {'PERFORMANCE_HINT': 'LATENCY',
                   'INFERENCE_PRECISION_HINT': _HINT[precision]}
         if threads:
             config['INFERENCE_NUM_THREADS'] = int(threads)
-        core = ov.Core()
+        core = openvino_core()  # never a Core of its own: see there
         try:
             model = core.read_model(path)
         except Exception as err:  # OpenVINO raises RuntimeError subclasses
@@ -279,7 +287,7 @@ def save_ir(onnx_path: str, xml_path: str) -> List[str]:
     """
     ov = import_openvino()
     try:
-        model = ov.Core().read_model(onnx_path)
+        model = openvino_core().read_model(onnx_path)
     except Exception as err:
         raise FuseError(f'OpenVINO cannot read '
                         f'{os.path.basename(onnx_path)}: {_one_line(err)}'
