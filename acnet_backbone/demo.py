@@ -24,60 +24,6 @@ DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'shapes',
                           'retinanet_acresnet18_fpn_shapes.py')
 
 
-def draw_detections(config, checkpoint, images, ann_file, out_file, classes, title,
-         score_thr=0.3, scale=3):
-    """Ground truth beside the (fused) model's detections on a few val images,
-    drawn with mmdet's visualizer on images enlarged ``scale`` times, one row
-    per image, the score threshold in the title; written atomically."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    import mmcv
-    import torch
-    from mmdet.apis import inference_detector, init_detector
-    from mmdet.structures import DetDataSample
-    from mmdet.visualization import DetLocalVisualizer
-    from mmengine.structures import InstanceData
-    from pycocotools.coco import COCO
-
-    from .staging import save_figure
-    model = init_detector(config, checkpoint, device='cpu')
-    coco = COCO(ann_file)
-    by_name = {img['file_name']: img['id'] for img in coco.dataset['images']}
-    vis = DetLocalVisualizer(name=f'demo_vis_{time.time_ns()}')
-    vis.dataset_meta = dict(classes=classes, palette=model.dataset_meta.get(
-        'palette') if model.dataset_meta else None)
-    fig, axes = plt.subplots(len(images), 2, squeeze=False,
-                             figsize=(8, 4 * len(images)))
-    for row, path in zip(axes, images):
-        img = mmcv.imread(path, channel_order='rgb')
-        big = mmcv.imrescale(img, scale, interpolation='nearest')
-        anns = coco.loadAnns(coco.getAnnIds(imgIds=by_name[osp.basename(path)]))
-        gt = InstanceData(
-            bboxes=torch.tensor([[a['bbox'][0], a['bbox'][1],
-                                  a['bbox'][0] + a['bbox'][2],
-                                  a['bbox'][1] + a['bbox'][3]] for a in anns],
-                                dtype=torch.float32).reshape(-1, 4) * scale,
-            labels=torch.tensor([a['category_id'] - 1 for a in anns]))
-        pred = inference_detector(model, path).pred_instances
-        pred = pred[pred.scores >= score_thr]
-        pred.bboxes = pred.bboxes * scale
-        sample = DetDataSample(gt_instances=gt, pred_instances=pred)
-        for ax, which in zip(row, ('gt', 'pred')):
-            vis.add_datasample('det', big, sample, draw_gt=which == 'gt',
-                               draw_pred=which == 'pred', show=False,
-                               pred_score_thr=score_thr)
-            ax.imshow(vis.get_image())
-            ax.set_axis_off()
-        row[0].set_title(f'ground truth: {len(anns)} objects', fontsize=10)
-        row[1].set_title(f'fused detector: {len(pred)} detections',
-                         fontsize=10)
-    fig.suptitle(f'{title}\nval images; detections with score >= '
-                 f'{score_thr}', fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.98))
-    save_figure(fig, out_file, dpi=90)
-
-
 def demo_config(config: str, work_dir: str, data_root: str,
                 max_iters: Optional[int] = None) -> Config:
     """``config`` on the shapes data in ``data_root`` (made there when
@@ -136,11 +82,13 @@ def _fuse_and_draw(cfg: Config, config_file: str, trained: Dict,
     val_dir = osp.join(data_root, 'val')
     images = sorted(os.listdir(val_dir))[:num_vis]
     report['detections_png'] = osp.join(cfg.work_dir, 'detections.png')
-    draw_detections(osp.join(fused_dir, 'fused_config.py'),
-                    osp.join(fused_dir, 'fused.pth'),
-                    [osp.join(val_dir, n) for n in images],
-                    osp.join(data_root, 'annotations', 'val.json'),
-                    report['detections_png'], cfg.metainfo['classes'], title)
+    from .visualize import draw_side_by_side
+    draw_side_by_side([('fused detector', osp.join(fused_dir, 'fused_config.py'),
+                        osp.join(fused_dir, 'fused.pth'))],
+                      [osp.join(val_dir, n) for n in images],
+                      osp.join(data_root, 'annotations', 'val.json'),
+                      report['detections_png'], score_thr=0.3, scale=3,
+                      title=f'{title}\nval images')
     return report
 
 
