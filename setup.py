@@ -35,7 +35,7 @@ setup(
     ],
     extras_require={
         'dev': [
-            'pytest', 'pytest-xdist', 'pytest-timeout', 'pytest-rerunfailures',
+            'pytest', 'pytest-xdist', 'pytest-timeout',
             'hypothesis',
             'onnx', 'onnxruntime', 'onnxscript', 'torchvision', 'ruff',
             'mmsegmentation>=1.2.2,<2', 'ftfy', 'regex', 'mmpretrain>=1.2.0,<2',

@@ -186,7 +186,7 @@ fi
 
 if ! has "$ROOT" <<'PY'
 import pathlib, sys
-import acnet_backbone, pytest, onnx, onnxruntime, onnxscript, hypothesis, xdist, pytest_timeout, pytest_rerunfailures, ruff
+import acnet_backbone, pytest, onnx, onnxruntime, onnxscript, hypothesis, xdist, pytest_timeout, ruff
 # the editable install must point at this checkout, not at another clone
 sys.exit(pathlib.Path(acnet_backbone.__file__).resolve().parents[1] != pathlib.Path(sys.argv[1]).resolve())
 PY
