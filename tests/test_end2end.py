@@ -447,9 +447,10 @@ def test_missing_mmdeploy_or_op_library_is_one_error(work, monkeypatch):
             end2end.deploy_checkpoint(config, ckpt, str(out), num_images=1)
     assert not out.exists()
     # the exported file needs custom ops and no library provides them
-    monkeypatch.setattr(end2end, 'needs_custom_ops',
+    from acnet_backbone.deploy import export
+    monkeypatch.setattr(export, 'needs_custom_ops',
                         lambda path: ['TRTBatchedNMS'])
-    monkeypatch.setattr(end2end, 'ort_custom_ops_library', lambda: None)
+    monkeypatch.setattr(export, 'ort_custom_ops_library', lambda: None)
     with pytest.raises(FuseError, match=r"needs custom ops \['TRTBatchedNMS'"
                        r"\] but mmdeploy's onnxruntime op library was not "
                        'found') as err:

@@ -177,7 +177,7 @@ def test_quantized_file_and_report_follow_the_cpu(tmp_path, monkeypatch,
     (and its deploy-table row) names that range, the CPU and why; an
     explicit ``reduce_range`` wins and says so."""
     from acnet_backbone.deploy import quantize
-    from acnet_backbone.deploy.end2end import _int8_rows
+    from acnet_backbone.deploy.report import _int8_rows
     monkeypatch.setattr(cpu, 'cpu_features', lambda: dict(caps))
     monkeypatch.setattr(quantize.platform, 'machine', lambda: 'x86_64')
     fp32 = tmp_path / 'fp32.onnx'
@@ -349,7 +349,7 @@ def test_conversion_or_quantisation_failure_leaves_nothing(tmp_path,
 
 def test_int8_report_row_names_the_calibration_images():
     """The deploy table says where the calibration images came from."""
-    from acnet_backbone.deploy.end2end import _int8_rows
+    from acnet_backbone.deploy.report import _int8_rows
     q = dict(scope='conv', weights='int8', activations='uint8',
              calibrate_method='minmax', calib_images=4, opset=13,
              vs_fp32=dict(iou_thr=0.5, matched=1.0))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from acnet_backbone.deploy.backends import openvino as ovb
+from acnet_backbone.deploy.backends import plan_backend
 from acnet_backbone.deploy.errors import FuseError
 from acnet_backbone.errors import InputError
 from acnet_backbone.testing import import_blocker
@@ -62,17 +63,18 @@ def test_bf16_is_never_chosen_silently(tmp_path):
 
 
 def test_plan_backend(tmp_path, monkeypatch):
-    plan = ovb.plan_backend('onnxruntime', None, False)
-    assert plan == dict(int8=False, openvino=[], cpu=None)
-    assert ovb.plan_backend('onnxruntime', ['int8'], False)['int8']
+    plan = plan_backend('onnxruntime', None, False)
+    assert plan == dict(backend='onnxruntime', int8=False, precisions=[],
+                        cpu=None)
+    assert plan_backend('onnxruntime', ['int8'], False)['int8']
     with pytest.raises(FuseError, match='bf16 needs `backend` openvino'):
-        ovb.plan_backend('onnxruntime', ['bf16'], False)
+        plan_backend('onnxruntime', ['bf16'], False)
     with pytest.raises(FuseError, match='unknown backend'):
-        ovb.plan_backend('tensorrt', None, False)
+        plan_backend('tensorrt', None, False)
     # openvino missing: one line naming the extra
     monkeypatch.setitem(sys.modules, 'openvino', None)
     with pytest.raises(ovb.OpenVINOMissing, match=r'\[openvino\]') as err:
-        ovb.plan_backend('openvino', None, False, _caps(tmp_path))
+        plan_backend('openvino', None, False, _caps(tmp_path))
     assert '\n' not in str(err.value)
     assert ovb.openvino_version() is None
 
@@ -80,12 +82,13 @@ def test_plan_backend(tmp_path, monkeypatch):
 @needs_openvino
 def test_plan_backend_defaults_to_native_precisions(tmp_path):
     plain, amx = _caps(tmp_path), _caps(tmp_path, 'amx_tile amx_bf16')
-    assert ovb.plan_backend('openvino', None, False, plain) == dict(
-        int8=True, openvino=['fp32', 'int8'], cpu=plain)
-    plan = ovb.plan_backend('openvino', ['bf16'], False, amx)
-    assert plan['openvino'] == ['bf16'] and not plan['int8']
+    assert plan_backend('openvino', None, False, plain) == dict(
+        backend='openvino', int8=True, precisions=['fp32', 'int8'],
+        cpu=plain)
+    plan = plan_backend('openvino', ['bf16'], False, amx)
+    assert plan['precisions'] == ['bf16'] and not plan['int8']
     with pytest.raises(FuseError, match='no native BF16'):
-        ovb.plan_backend('openvino', ['bf16'], False, plain)
+        plan_backend('openvino', ['bf16'], False, plain)
 
 
 @needs_openvino

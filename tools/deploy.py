@@ -46,6 +46,7 @@ FLAGS = dict(force='--force', int8='--int8', threads='--threads',
 
 def parse_args(argv=None):
     from acnet_backbone.cli import tool_parser
+    from acnet_backbone.deploy.backends import ALL_PRECISIONS, backend_names
     parser = tool_parser(__doc__)
     parser.add_argument('config', help='the training config')
     parser.add_argument('checkpoint', help='the trained checkpoint')
@@ -78,11 +79,11 @@ def parse_args(argv=None):
                         help='activation range calibration')
     parser.add_argument('--threads', type=int, help='onnxruntime threads of '
                         'the check and latency sessions (default: its choice)')
-    parser.add_argument('--backend', choices=['onnxruntime', 'openvino'],
+    parser.add_argument('--backend', choices=backend_names(),
                         default='onnxruntime', help='openvino: also run the '
                         'end-to-end files in OpenVINO (check, latency, mAP)')
     parser.add_argument('--precision', nargs='+', dest='precisions',
-                        choices=['fp32', 'bf16', 'int8'], help='precisions to '
+                        choices=ALL_PRECISIONS, help='precisions to '
                         'run (default: fp32; openvino: every one this CPU '
                         'runs natively); int8 implies --int8')
     parser.add_argument('--save-ir', action='store_true', help='openvino: '

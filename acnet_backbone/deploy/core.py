@@ -21,9 +21,9 @@ from torch import nn
 
 from ..errors import FuseError
 from ..staging import check_out_dir, staged_outputs
+from .backends import backend_for
 from .common import (OUTPUT_NAMES, first_line, load_checkpoint_strict,
                      load_config, write_fused)
-from .backends.openvino import ir_names
 from .fuse import fuse_model, has_acb
 from .tasks import Task, task_for
 
@@ -137,7 +137,7 @@ def fuse(config: str, checkpoint: str, out_dir: str,
                         'file: they need `onnx`')
     names = list(OUTPUT_NAMES if opts.onnx else OUTPUT_NAMES[:2])
     if opts.save_ir:
-        names += ir_names([OUTPUT_NAMES[2]])
+        names += backend_for('openvino').native_files([OUTPUT_NAMES[2]])
     check_out_dir(out_dir, names, opts.force)
     model, stock, stock_cfg, ckpt = load_and_fuse(task, cfg, config,
                                                   checkpoint, opts)

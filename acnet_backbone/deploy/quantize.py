@@ -26,20 +26,25 @@ with onnxruntime's static quantisation:
   float. ``'all'`` (everything onnxruntime can quantise) exists to measure
   what quantising the post-processing costs.
 
-The study over many trained detectors (FP32 vs INT8 mAP and latency) is
+How far the INT8 detections are from the FP32 ones is measured by
+:func:`.detections.int8_agreement` (also importable from here). The study
+over many trained detectors (FP32 vs INT8 mAP and latency) is
 :func:`acnet_backbone.study.int8.int8_study`.
 """
 import logging
 import os
 import os.path as osp
 import platform
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Dict, Optional, Sequence
 
 import numpy as np
-from mmengine.config import Config
 
 from ..errors import FuseError
-from .tasks.detection import dataset_images, preprocess
+from .calibration import CalibrationReader, calibration_set  # noqa: F401
+from .detections import AGREEMENT_IOU, int8_agreement  # noqa: F401
+from .int8_graph import (count_quantized,  # noqa: F401
+                         inline_shared_constants, name_nodes, network_nodes,
+                         select_nodes, to_opset)
 
 INT8_OPSET = 13  # per-channel QDQ: DequantizeLinear's axis
 SCOPES = ('conv', 'network', 'all')
@@ -48,8 +53,6 @@ ACTIVATIONS = ('u8', 's8')
 # bins into 128 quantised bins, which makes its entropy threshold the full
 # range, the same file as MinMax (docs/user_guides/deploy.md, INT8 notes)
 METHODS = ('minmax', 'percentile')
-# IoU at which an INT8 detection counts as the FP32 one (same label)
-AGREEMENT_IOU = 0.5
 # platform.machine() of the x86 CPUs (the 16-bit saturation below is theirs)
 _X86 = ('x86_64', 'amd64', 'x86', 'i386', 'i686')
 
@@ -123,167 +126,6 @@ def int8_weight_range(caps: Optional[Dict] = None,
                 reason=reason, cpu=cpu)
 
 
-def calibration_set(cfg: Config, config: str,
-                    calib_images: Union[int, Sequence[str]]) -> Dict:
-    """The calibration inputs: training images through the test pipeline and
-    the model's data preprocessor.
-
-    Args:
-        cfg (Config): the training config.
-        config (str): its path (for messages).
-        calib_images (int | Sequence[str]): how many training images (evenly
-            spread over the training set), or the image files.
-
-    Returns:
-        dict: ``paths``, ``inputs`` (float32 ``[1, 3, H, W]`` arrays) and
-        ``source`` (a description for the report).
-
-    Raises:
-        FuseError: no image, or an image that does not load.
-    """
-    from mmdet.registry import MODELS
-    if isinstance(calib_images, int):
-        if calib_images < 1:
-            raise FuseError(f'no calibration images (asked for '
-                            f'{calib_images})')
-        paths = dataset_images(cfg, calib_images, split='train', spread=True)
-        source = 'training set, evenly spaced, test pipeline'
-        if not paths:
-            raise FuseError(f'no calibration images: the training set of '
-                            f'{config} is empty')
-    else:
-        paths, source = list(calib_images), 'given files, test pipeline'
-        if not paths:
-            raise FuseError('no calibration images given')
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    inputs = []
-    for path in paths:
-        if not osp.isfile(path):
-            raise FuseError(f'calibration image not found: {path}')
-        try:
-            x = preprocess(cfg, preprocessor, path)[0]
-        except Exception as err:
-            raise FuseError(f'calibration image {path} cannot be read '
-                            f'({type(err).__name__})') from None
-        inputs.append(x.numpy().astype(np.float32))
-    return dict(paths=paths, inputs=inputs, source=source)
-
-
-class _Reader:
-    """onnxruntime's calibration data reader over a list of inputs."""
-
-    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
-        self._inputs = iter(inputs)
-
-    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
-        x = next(self._inputs, None)
-        return None if x is None else {'input': x}
-
-
-def network_nodes(graph) -> Set[str]:
-    """Names of the nodes that are convolutions or feed one (transitively):
-    the network, as opposed to the post-processing after its last convs."""
-    producer = {out: node for node in graph.node for out in node.output}
-    keep, stack = set(), [n for n in graph.node if n.op_type == 'Conv']
-    while stack:
-        node = stack.pop()
-        if node.name in keep:
-            continue
-        keep.add(node.name)
-        stack.extend(producer[i] for i in node.input if i in producer)
-    return keep
-
-
-def _name_nodes(graph) -> None:
-    """Give every unnamed node a unique name (node selection needs one)."""
-    used = {n.name for n in graph.node}
-    for i, node in enumerate(graph.node):
-        if not node.name:
-            name = f'{node.op_type}_{i}'
-            while name in used:
-                name += '_'
-            node.name = name
-            used.add(name)
-
-
-def inline_shared_constants(graph) -> int:
-    """Replace each ``Identity`` of an initializer by a copy of it, in place.
-
-    torch's exporter stores equal parameters once and hands them on through
-    ``Identity`` nodes (e.g. the zero biases of untrained convs); onnxruntime
-    then finds no bias initializer ("Expected bias ... to be an initializer")
-    and leaves those convs partly float, which costs speed (measured on the
-    R50 RetinaNet: 0.69x instead of 0.23x of the FP32 time).
-
-    Returns:
-        int: the number of nodes replaced.
-    """
-    inits = {i.name: i for i in graph.initializer}
-    outputs = {o.name for o in graph.output}
-    keep, copies = [], []
-    for node in graph.node:
-        if node.op_type == 'Identity' and node.input[0] in inits and \
-                node.output[0] not in outputs:
-            copy = type(inits[node.input[0]])()
-            copy.CopyFrom(inits[node.input[0]])
-            copy.name = node.output[0]
-            copies.append(copy)
-        else:
-            keep.append(node)
-    if copies:
-        del graph.node[:]
-        graph.node.extend(keep)
-        graph.initializer.extend(copies)
-    return len(copies)
-
-
-def _select(graph, scope: str) -> Tuple[Optional[List[str]],
-                                        Optional[List[str]]]:
-    """(op types, node names) to quantise for ``scope``."""
-    convs = [n.name for n in graph.node if n.op_type == 'Conv']
-    if not convs:
-        raise FuseError('nothing to quantise: the model has no convolution')
-    if scope == 'conv':
-        return ['Conv'], convs
-    if scope == 'network':
-        return None, sorted(network_nodes(graph))
-    return None, None
-
-
-def _to_opset(model, opset: int):
-    import onnx
-    from onnx import version_converter
-    current = max((o.version for o in model.opset_import
-                   if o.domain in ('', 'ai.onnx')), default=0)
-    if current >= opset:
-        return model
-    try:
-        converted = version_converter.convert_version(model, opset)
-        onnx.checker.check_model(converted)
-    except Exception as err:
-        raise FuseError(f'cannot convert the ONNX file from opset {current} '
-                        f'to {opset}: {type(err).__name__}: '
-                        f'{err}'.splitlines()[0])
-    return converted
-
-
-def count_quantized(path: str) -> Dict[str, int]:
-    """How many weight tensors (8-bit constants; int32 biases not counted)
-    and activation tensors the QDQ file quantises, and its opset."""
-    import onnx
-    model = onnx.load(path, load_external_data=False)
-    graph = model.graph
-    types = {i.name: i.data_type for i in graph.initializer}
-    eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
-    q = [n for n in graph.node if n.op_type == 'QuantizeLinear']
-    dq = [n for n in graph.node if n.op_type == 'DequantizeLinear']
-    return dict(
-        weights=sum(types.get(n.input[0]) in eight_bit for n in dq),
-        activations=sum(n.input[0] not in types for n in q),
-        opset=max(o.version for o in model.opset_import
-                  if o.domain in ('', 'ai.onnx')))
-
-
 def _check_options(scope, activations, method, opset, calib_inputs) -> None:
     for name, value, allowed in (('scope', scope, SCOPES),
                                  ('activations', activations, ACTIVATIONS),
@@ -355,27 +197,15 @@ def quantize_end2end(fp32_path: str,
     """
     import onnx
     from mmengine.logging import MMLogger
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
     logger = logger or MMLogger.get_current_instance()
     _check_options(scope, activations, method, opset, calib_inputs)
-    weight_range = int8_weight_range()
-    if reduce_range is not None and bool(reduce_range) != \
-            weight_range['reduce_range']:
-        bits = 7 if reduce_range else 8
-        weight_range.update(
-            reduce_range=bool(reduce_range), weight_bits=bits,
-            reason=f'{bits}-bit weights: asked for (reduce_range='
-            f'{bool(reduce_range)}); for this CPU: {weight_range["reason"]}')
-    model = _to_opset(onnx.load(fp32_path), opset)
+    weight_range = _chosen_weight_range(reduce_range)
+    model = to_opset(onnx.load(fp32_path), opset)
     inline_shared_constants(model.graph)
-    _name_nodes(model.graph)
-    op_types, nodes = _select(model.graph, scope)
+    name_nodes(model.graph)
+    op_types, nodes = select_nodes(model.graph, scope)
     staged_in = out_path + '.fp32-opset.onnx'
     onnx.save(model, staged_in)
-    act_type = dict(u8=QuantType.QUInt8, s8=QuantType.QInt8)[activations]
-    calib_method = dict(minmax=CalibrationMethod.MinMax,
-                        percentile=CalibrationMethod.Percentile)[method]
     logger.info(f'quantising ({scope}, {activations.upper()}S8, '
                 f'{weight_range["weight_bits"]}-bit weights, {method} '
                 f'calibration on {len(calib_inputs)} images): '
@@ -383,17 +213,8 @@ def quantize_end2end(fp32_path: str,
     quiet = _NoPreprocessAdvice()
     logging.getLogger().addFilter(quiet)
     try:
-        quantize_static(
-            staged_in, out_path, _Reader(calib_inputs),
-            quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
-            nodes_to_quantize=nodes, per_channel=True,
-            reduce_range=weight_range['reduce_range'],
-            activation_type=act_type, weight_type=QuantType.QInt8,
-            calibrate_method=calib_method,
-            # no CalibMaxIntermediateOutputs: onnxruntime 1.32's MinMax
-            # calibrator drops every full batch of outputs unused with it
-            extra_options=dict(WeightSymmetric=True,
-                               ActivationSymmetric=activations == 's8'))
+        _quantize_static(staged_in, out_path, calib_inputs, op_types, nodes,
+                         weight_range['reduce_range'], activations, method)
         counts = count_quantized(out_path)
         if not counts['weights']:
             raise FuseError('nothing to quantise: onnxruntime quantised no '
@@ -411,6 +232,51 @@ def quantize_end2end(fp32_path: str,
         _remove(staged_in)
     logger.info(f'INT8: {counts["weights"]} weight tensors and '
                 f'{counts["activations"]} activation tensors quantised')
+    return _int8_section(out_path, weight_range, counts, activations, scope,
+                         method)
+
+
+def _chosen_weight_range(reduce_range: Optional[bool]) -> Dict:
+    """:func:`int8_weight_range` of this CPU, overridden (and said so) when
+    ``reduce_range`` asks for the other range."""
+    weight_range = int8_weight_range()
+    if reduce_range is not None and bool(reduce_range) != \
+            weight_range['reduce_range']:
+        bits = 7 if reduce_range else 8
+        weight_range.update(
+            reduce_range=bool(reduce_range), weight_bits=bits,
+            reason=f'{bits}-bit weights: asked for (reduce_range='
+            f'{bool(reduce_range)}); for this CPU: {weight_range["reason"]}')
+    return weight_range
+
+
+def _quantize_static(staged_in: str, out_path: str,
+                     calib_inputs: Sequence[np.ndarray], op_types, nodes,
+                     reduce_range: bool, activations: str,
+                     method: str) -> None:
+    """onnxruntime's ``quantize_static`` with this module's choices: QDQ,
+    per-channel symmetric signed weights, ``activations`` and ``method``
+    calibration."""
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    quantize_static(
+        staged_in, out_path, CalibrationReader(calib_inputs),
+        quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
+        nodes_to_quantize=nodes, per_channel=True, reduce_range=reduce_range,
+        activation_type=dict(u8=QuantType.QUInt8,
+                             s8=QuantType.QInt8)[activations],
+        weight_type=QuantType.QInt8,
+        calibrate_method=dict(minmax=CalibrationMethod.MinMax,
+                              percentile=CalibrationMethod.Percentile)[method],
+        # no CalibMaxIntermediateOutputs: onnxruntime 1.32's MinMax
+        # calibrator drops every full batch of outputs unused with it
+        extra_options=dict(WeightSymmetric=True,
+                           ActivationSymmetric=activations == 's8'))
+
+
+def _int8_section(out_path: str, weight_range: Dict, counts: Dict,
+                  activations: str, scope: str, method: str) -> Dict:
+    """The report's ``int8`` section of a written INT8 file."""
     weights = 'int8, symmetric, per channel' if \
         weight_range['weight_bits'] == 8 else \
         'int8 in 7 bits (reduce_range), symmetric, per channel'
@@ -453,60 +319,3 @@ def check_runs(path: str, x: np.ndarray,
             labels.shape != dets.shape[:2]:
         raise FuseError(f'{osp.basename(path)} returns dets {dets.shape} and '
                         f'labels {labels.shape}')
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes ``a [N, 4]`` and ``b [M, 4]`` (x1, y1, x2, y2)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
-
-
-def int8_agreement(fp32: Iterable[Tuple[np.ndarray, np.ndarray]],
-                   int8: Iterable[Tuple[np.ndarray, np.ndarray]],
-                   score_thr: float = 0.3,
-                   iou: float = AGREEMENT_IOU) -> Dict:
-    """How well the INT8 file's detections reproduce the FP32 file's.
-
-    Each FP32 detection scoring at least ``score_thr`` is matched greedily
-    (highest score first) to an unused INT8 detection of the same label
-    with IoU >= ``iou`` (any INT8 score).
-
-    Returns:
-        dict: ``detections`` (FP32, above the threshold), ``matched``
-        (fraction found in INT8), ``mean_iou`` and ``max_score_err`` of the
-        matched pairs, and the thresholds.
-    """
-    n, ious, score_errs = 0, [], []
-    for (fd, fl), (qd, ql) in zip(fp32, int8, strict=True):
-        keep = fd[:, 4] >= score_thr
-        order = np.argsort(-fd[keep, 4], kind='stable')
-        fd, fl = fd[keep][order], fl[keep][order]
-        n += len(fd)
-        if not len(fd) or not len(qd):
-            continue
-        overlap = _iou(fd[:, :4], qd[:, :4])
-        used = np.zeros(len(qd), bool)
-        for i in range(len(fd)):
-            cand = np.where(~used & (ql == fl[i]) & (overlap[i] >= iou))[0]
-            if len(cand):
-                j = cand[int(overlap[i, cand].argmax())]
-                used[j] = True
-                ious.append(float(overlap[i, j]))
-                score_errs.append(abs(float(qd[j, 4] - fd[i, 4])))
-    return dict(detections=n, score_thr=score_thr, iou_thr=iou,
-                matched=round(len(ious) / n, 4) if n else None,
-                mean_iou=round(float(np.mean(ious)), 4) if ious else None,
-                max_score_err=round(max(score_errs), 4) if score_errs
-                else None)
-
-
-def __getattr__(name: str):
-    """``int8_study`` moved to :mod:`acnet_backbone.study.int8` (a study,
-    not a deploy step); the old name still resolves."""
-    if name == 'int8_study':
-        import importlib
-        return importlib.import_module('acnet_backbone.study.int8').int8_study
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -218,7 +218,7 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
         (:func:`drop_differences`), ``cpu`` and ``threads``; also written
         to ``work_dir/backend_study.json``.
     """
-    from ..deploy.backends.openvino import plan_backend
+    from ..deploy.backends import plan_backend
     from ..deploy.end2end import deploy_checkpoint
     from ..staging import write_json
     runs = _as_runs(runs, names)
@@ -231,13 +231,13 @@ def backend_study(runs: Union[str, Sequence[Union[tuple, Dict]]],
             'seed') is not None else f'{i:02d}_{run["name"]}'
         out_dir = osp.join(work_dir, label)
         report = None if force else _finished(
-            osp.join(out_dir, 'deploy_report.json'), plan['openvino'])
+            osp.join(out_dir, 'deploy_report.json'), plan['precisions'])
         if report is None:
             report = deploy_checkpoint(
                 run['config'], run['checkpoint'], out_dir, evaluate=True,
                 num_images=num_images, force=True, logger=logger, int8=True,
                 calib_images=calib_images, threads=threads,
-                backend='openvino', precisions=plan['openvino'])
+                backend='openvino', precisions=plan['precisions'])
         rows.append(dict(study_row(run, report), out_dir=out_dir))
     result = dict(runs=rows, summary=summarise_backends(rows),
                   differences=drop_differences(rows), cpu=plan['cpu'],

@@ -264,6 +264,14 @@ def speed_rows(detectors: Dict[str, object], image: str, crowns: int,
             if logger is not None:
                 logger.info(f'repeat {r}: DeepForest {got["seconds"][0]:.1f}'
                             ' s')
+    return (_detector_rows(runs, detectors, mpx, crowns, cpu, load) +
+            _peer_rows(peer_runs, peer_meta, mpx, crowns, cpu, load))
+
+
+def _detector_rows(runs: Dict, detectors: Dict, mpx: float, crowns: int,
+                   cpu: Dict, load: Dict) -> List[Dict]:
+    """:func:`speed_rows`' row of each patch detector: the median step
+    profile over the repeats."""
     rows = []
     for label, results in runs.items():
         steps = results[0]['seconds'].keys()
@@ -277,6 +285,14 @@ def speed_rows(detectors: Dict[str, object], image: str, crowns: int,
                          patches=len(results[-1]['patches']),
                          profile=profile,
                          description=detectors[label].description))
+    return rows
+
+
+def _peer_rows(peer_runs: Dict, peer_meta: Dict, mpx: float, crowns: int,
+               cpu: Dict, load: Dict) -> List[Dict]:
+    """:func:`speed_rows`' row of each DeepForest run: median seconds and
+    network seconds over the repeats."""
+    rows = []
     for label, got in peer_runs.items():
         seconds = float(np.median([g['seconds'][0] for g in got]))
         network = float(np.median([g['network_seconds'] for g in got]))

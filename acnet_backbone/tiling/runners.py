@@ -19,11 +19,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..deploy.backends import all_backends
 from ..errors import InputError
 
-BACKENDS = ('torch', 'ort', 'openvino')
-PRECISIONS = dict(torch=('fp32', ), ort=('fp32', 'int8'),
-                  openvino=('fp32', 'bf16', 'int8'))
+# the deploy backends' names here (onnxruntime's is short)
+_SHORT = dict(onnxruntime='ort')
+PRECISIONS = dict(torch=('fp32', ), **{
+    _SHORT.get(b.name, b.name): tuple(b.precisions) for b in all_backends()})
+BACKENDS = tuple(PRECISIONS)
 # the files of a deploy folder each (backend, precision) needs
 _FILES = dict(torch='fused.pth', fp32='end2end.onnx', bf16='end2end.onnx',
               int8='end2end_int8.onnx')
@@ -37,7 +40,7 @@ def check_backend(backend: str, precision: str) -> str:
     Raises:
         InputError: an unknown backend, or a precision it does not run.
     """
-    backend = 'ort' if backend == 'onnxruntime' else backend
+    backend = _SHORT.get(backend, backend)
     if backend not in BACKENDS:
         raise InputError(f'unknown `backend` {backend!r} (choose from '
                          f'{", ".join(BACKENDS)})')
@@ -218,20 +221,22 @@ def deploy_files(model_dir: str, backend: str, precision: str) -> Dict:
 
 def _session(path: str, backend: str, precision: str,
              threads: Optional[int]):
-    if backend == 'ort':
-        from ..deploy.backends.onnxruntime import ort_session
-        from ..deploy.end2end import custom_ops_of
-        try:
-            _, ops_lib = custom_ops_of(path)
-            return ort_session(path, ops_lib, threads)
-        except InputError:
-            raise
-        except Exception as err:  # onnxruntime's errors are no AcnetError
-            raise InputError(f'onnxruntime cannot load {path}: '
-                             f'{str(err).splitlines()[0]}') from None
-    from ..deploy.backends import openvino
-    openvino.check_precisions([precision], openvino.cpu_capabilities())
-    return openvino.OpenVINOSession(path, precision, threads)
+    """A session of a deployed file through the backend interface
+    (:mod:`acnet_backbone.deploy.backends`); ``ort`` is onnxruntime."""
+    from ..deploy.backends import backend_for
+    from ..deploy.export import custom_ops_of
+    runtime = backend_for({v: k for k, v in _SHORT.items()}.get(backend,
+                                                                backend))
+    if precision == 'bf16':  # refused, never emulated, on a CPU without it
+        runtime.check_precisions([precision], runtime.capabilities())
+    try:
+        _, ops_lib = custom_ops_of(path)
+        return runtime.session(path, precision, threads, ops_lib)
+    except InputError:
+        raise
+    except Exception as err:  # a runtime's own errors are no InputError
+        raise InputError(f'{runtime.display} cannot load {path}: '
+                         f'{str(err).splitlines()[0]}') from None
 
 
 def _torch_model(config: str, checkpoint: str):
@@ -299,7 +304,7 @@ def load_patch_detector(model_dir: Optional[str] = None,
         cfg = load_config(files['config'])
         model = None
         if backend == 'torch':
-            from ..deploy.end2end import load_stock_detector
+            from ..deploy.export import load_stock_detector
             model = load_stock_detector(cfg, files['model'])
     if model is not None:
         runner, pre = TorchRunner(model), PatchPreprocessor(

@@ -39,6 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import FuseError
+from .base import DeployBackend, register_backend
 from .cpu import cpu_features
 
 PRECISIONS = ('fp32', 'bf16', 'int8')
@@ -46,10 +47,8 @@ PRECISIONS = ('fp32', 'bf16', 'int8')
 _HINT = dict(fp32='f32', bf16='bf16', int8='f32')
 # OpenVINO element type names -> ours
 _TYPE_NAMES = dict(f32='fp32', bf16='bf16', f16='fp16', u8='u8', i8='i8')
-# the report/run name of each precision
+# the run and report name of each precision's session
 NAMES = {p: f'openvino_{p}' for p in PRECISIONS}
-# their column heads in the deploy table
-LABELS = {NAMES[p]: f'OV {p.upper()}' for p in PRECISIONS}
 
 
 class OpenVINOMissing(FuseError):
@@ -141,41 +140,6 @@ def _plugin_capabilities() -> Tuple[str, ...]:
     (the first one loads the CPU plugin into :func:`openvino_core`)."""
     return tuple(openvino_core().get_property('CPU',
                                               'OPTIMIZATION_CAPABILITIES'))
-
-
-def capabilities_line(caps: Dict) -> str:
-    """One line for the console: the CPU and what it runs natively."""
-    flags = ', '.join(f'{k} {"yes" if caps.get(k) else "no"}'
-                      for k in ('AMX', 'BF16', 'VNNI', 'AVX2'))
-    return (f'{caps.get("model") or "unknown CPU"}, {caps.get("cores")} '
-            f'logical CPUs: {flags}')
-
-
-def native_precisions(caps: Dict) -> List[str]:
-    """The precisions this CPU runs natively, in :data:`PRECISIONS` order:
-    fp32 and int8 always (INT8 is fastest with VNNI, and still runs on AVX2),
-    bf16 only with native BF16 arithmetic."""
-    return [p for p in PRECISIONS if p != 'bf16' or caps.get('BF16')]
-
-
-def check_precisions(precisions: Sequence[str], caps: Dict) -> List[str]:
-    """``precisions`` checked against :data:`PRECISIONS` and the CPU,
-    de-duplicated, in :data:`PRECISIONS` order.
-
-    Raises:
-        FuseError: an unknown precision, or bf16 on a CPU without native
-            BF16 (OpenVINO would emulate it or silently run f32).
-    """
-    unknown = [p for p in precisions if p not in PRECISIONS]
-    if unknown:
-        raise FuseError(f'unknown precision {unknown[0]!r} (choose from '
-                        f'{", ".join(PRECISIONS)})')
-    if 'bf16' in precisions and not caps.get('BF16'):
-        raise FuseError(
-            f'`precisions` bf16: this CPU ({caps.get("model") or "unknown"}) '
-            'has no native BF16 (neither AMX-BF16 nor AVX512-BF16); OpenVINO '
-            'would emulate it or run f32 instead. Choose fp32 or int8')
-    return [p for p in PRECISIONS if p in precisions]
 
 
 def _type_name(value) -> str:
@@ -302,214 +266,73 @@ def ir_names(onnx_names: Sequence[str]) -> List[str]:
             for ext in ('.xml', '.bin')]
 
 
-def plan_backend(backend: str, precisions: Optional[Sequence[str]],
-                 int8: bool, caps: Optional[Dict] = None) -> Dict:
-    """Resolve ``--backend`` / ``--precision`` / ``--int8`` into what the
-    deployment runs, before anything is done.
+@register_backend
+class OpenVINOBackend(DeployBackend):
+    """OpenVINO's CPU plugin: fp32, bf16 (native BF16 only) and int8 (the
+    QDQ file), each compiled with an explicit precision hint and read back
+    (:class:`OpenVINOSession`); IR as its own format."""
+    name = 'openvino'
+    display = 'OpenVINO'
+    precisions = PRECISIONS
+    native_format = 'IR'
 
-    onnxruntime runs fp32 (always: it checks the export) and int8
-    (``end2end_int8.onnx``); it has no bf16 on the CPU. openvino runs the
-    precisions asked for, by default every precision the CPU runs natively;
-    the onnxruntime FP32 run stays beside it as the reference.
+    def version(self) -> Optional[str]:
+        return openvino_version()
 
-    Args:
-        backend (str): ``'onnxruntime'`` or ``'openvino'``.
-        precisions (list[str], optional): the precisions asked for.
-        int8 (bool): ``--int8`` (the INT8 file in onnxruntime).
-        caps (dict, optional): :func:`cpu_capabilities`; read when None.
+    def check_installed(self) -> None:
+        import_openvino()
 
-    Returns:
-        dict: ``int8`` (whether the INT8 file is made), ``openvino`` (the
-        OpenVINO precisions, empty for onnxruntime) and ``cpu`` (the
-        capabilities, None for onnxruntime).
+    def capabilities(self) -> Dict:
+        return cpu_capabilities()
+
+    def session(self, path: str, precision: str,
+                threads: Optional[int] = None,
+                custom_ops: Optional[str] = None) -> 'OpenVINOSession':
+        if custom_ops:
+            raise FuseError(f'OpenVINO cannot run {os.path.basename(path)}: '
+                            'it needs onnxruntime custom ops (mmdeploy\'s '
+                            'op library)')
+        return OpenVINOSession(path, precision, threads)
+
+    def session_name(self, precision: str) -> str:
+        return NAMES[precision]
+
+    def label(self, precision: str) -> str:
+        return f'OV {precision.upper()}'
+
+    def describe(self, session: 'OpenVINOSession') -> Dict:
+        return session.ran
+
+    def describe_line(self, described: Dict) -> str:
+        return (f'hint {described["hint"]}, convolutions '
+                f'{described["convolutions"]}, '
+                f'{described["threads"] or "auto"} threads; ')
+
+    def native_files(self, onnx_names: Sequence[str]) -> List[str]:
+        return ir_names(onnx_names)
+
+    def save_native(self, onnx_path: str) -> List[str]:
+        return save_ir(onnx_path, os.path.splitext(onnx_path)[0] + '.xml')
+
+
+def native_precisions(caps: Dict) -> List[str]:
+    """The precisions this CPU runs natively, in :data:`PRECISIONS` order:
+    fp32 and int8 always (INT8 is fastest with VNNI, and still runs on AVX2),
+    bf16 only with native BF16 arithmetic."""
+    return OpenVINOBackend().native_precisions(caps)
+
+
+def check_precisions(precisions: Sequence[str], caps: Dict) -> List[str]:
+    """``precisions`` checked against :data:`PRECISIONS` and the CPU
+    (:meth:`~.base.DeployBackend.check_precisions`).
 
     Raises:
-        FuseError: an unknown backend or precision, bf16 in onnxruntime or
-            on a CPU without native BF16, or openvino missing.
+        FuseError: an unknown precision, or bf16 on a CPU without native
+            BF16 (OpenVINO would emulate it or silently run f32).
     """
-    if backend not in ('onnxruntime', 'openvino'):
-        raise FuseError(f'unknown backend {backend!r} (choose from '
-                        'onnxruntime, openvino)')
-    if backend == 'onnxruntime':
-        bad = [p for p in precisions or () if p not in ('fp32', 'int8')]
-        if bad:
-            raise FuseError(f'`precisions` {bad[0]}: onnxruntime runs fp32 '
-                            'and int8 on the CPU; bf16 needs `backend` '
-                            'openvino')
-        return dict(int8=int8 or 'int8' in (precisions or ()), openvino=[],
-                    cpu=None)
-    import_openvino()
-    caps = caps if caps is not None else cpu_capabilities()
-    chosen = check_precisions(precisions if precisions else
-                              native_precisions(caps), caps)
-    return dict(int8=int8 or 'int8' in chosen, openvino=chosen, cpu=caps)
+    return OpenVINOBackend().check_precisions(precisions, caps)
 
 
-def resolve_options(opts):
-    """Deploy options (``DeployOptions``: ``backend``, ``precisions``,
-    ``int8``, ``save_ir``) with the backend plan applied
-    (:func:`plan_backend`): ``int8`` on when an INT8 precision is asked for,
-    ``precisions`` the OpenVINO precisions that will run. Call it before
-    any work: it raises on every bad combination.
-
-    Raises:
-        FuseError: see :func:`plan_backend`; ``save_ir`` without openvino.
-    """
-    import dataclasses
-    if opts.save_ir and opts.backend != 'openvino':
-        raise FuseError('`save_ir` (OpenVINO IR) needs `backend` openvino')
-    plan = plan_backend(opts.backend, opts.precisions, opts.int8)
-    return dataclasses.replace(opts, int8=plan['int8'],
-                               precisions=plan['openvino'] or None)
-
-
-def output_names(opts) -> List[str]:
-    """The IR files :func:`write_ir` adds for resolved ``opts``."""
-    if not opts.save_ir:
-        return []
-    return ir_names(['end2end.onnx'] + (['end2end_int8.onnx'] if opts.int8
-                                        else []))
-
-
-def write_ir(files: Dict[str, str]) -> List[str]:
-    """Each end-to-end file of ``files`` (name -> path) as IR beside it."""
-    out = []
-    for path in files.values():
-        out += save_ir(path, os.path.splitext(path)[0] + '.xml')
-    return out
-
-
-def openvino_sessions(files: Dict[str, str], precisions: Sequence[str],
-                      threads: Optional[int], logger=None) -> Dict:
-    """One :class:`OpenVINOSession` per precision, named by :data:`NAMES`.
-
-    Args:
-        files (dict): ``onnx`` (FP32 file) and, for int8, ``onnx_int8``.
-        precisions (list[str]): checked precisions.
-        threads (int, optional): OpenVINO threads.
-        logger: an ``MMLogger`` (one line per compiled model), or None.
-    """
-    sessions = {}
-    for p in precisions:
-        session = OpenVINOSession(
-            files['onnx_int8' if p == 'int8' else 'onnx'], p, threads)
-        if logger is not None:
-            logger.info(f'OpenVINO {p}: compiled with hint '
-                        f'{session.ran["hint"]}, convolutions by runtime '
-                        f'precision {session.ran["convolutions"]}')
-        sessions[NAMES[p]] = session
-    return sessions
-
-
-def openvino_report(sessions: Dict[str, OpenVINOSession], run: Dict,
-                    caps: Dict, checks: Optional[Dict] = None) -> Dict:
-    """The ``openvino`` section of the deploy report: per precision what
-    ran and how its detections agree with torch's
-    (:func:`~acnet_backbone.deploy.quantize.int8_agreement`: torch
-    detections scoring >= 0.3 found at IoU >= 0.5 with the same label).
-
-    Args:
-        sessions (dict): :func:`openvino_sessions`.
-        run (dict): :func:`~acnet_backbone.deploy.end2end.run_side_by_side`
-            of torch, onnxruntime and these sessions.
-        caps (dict): :func:`cpu_capabilities`.
-        checks (dict, optional): session name -> its exact check against
-            torch (``end2end.check_against_torch``: the FP32 one), copied
-            in as ``check``.
-    """
-    from ..quantize import int8_agreement
-    out = dict(version=openvino_version(), cpu=caps, precisions={})
-    for name, session in sessions.items():
-        out['precisions'][session.precision] = dict(
-            name=name, file=os.path.basename(session.path),
-            compiled=session.ran,
-            vs_torch=int8_agreement(run['torch'], run[name]))
-        if checks and name in checks:
-            out['precisions'][session.precision]['check'] = checks[name]
-    return out
-
-
-def summary_rows(section: Dict) -> List[tuple]:
-    """The deploy table's rows of a report's ``openvino`` section: the CPU,
-    the threads and, per precision, what the compiled model runs and how
-    many of torch's detections it finds."""
-    caps = section['cpu']
-    rows = [('CPU', capabilities_line(caps)),
-            ('OpenVINO', section['version'])]
-    for p, v in section['precisions'].items():
-        ran, agree = v['compiled'], v['vs_torch']
-        found = 'n/a' if agree['matched'] is None else \
-            f'{agree["matched"]:.1%}'
-        rows.append((f'OpenVINO {p.upper()} ran',
-                     f'{v["file"]}, hint {ran["hint"]}, convolutions '
-                     f'{ran["convolutions"]}, {ran["threads"] or "auto"} '
-                     f'threads; torch detections found (score >= '
-                     f'{agree["score_thr"]}, IoU >= {agree["iou_thr"]}): '
-                     f'{found}' + ('' if 'check' not in v else
-                                   f'; images matching torch exactly: '
-                                   f'{v["check"]["images"] - v["check"]["mismatched_images"]}'
-                                   f' of {v["check"]["images"]}')))
-    return rows
-
-
-def _backend_wrapper(session: OpenVINOSession):
-    """An ``nn.Module`` with the call protocol of mmdeploy's backend
-    wrappers (``wrapper({'input': x})`` -> name -> tensor,
-    ``output_to_list``), running ``session``."""
-    import torch
-
-    class OpenVINOWrapper(torch.nn.Module):
-
-        def forward(self, inputs: Dict) -> Dict:
-            x = inputs['input'].detach().cpu().numpy()
-            dets, labels = session.run(['dets', 'labels'], {'input': x})
-            return dict(dets=torch.from_numpy(dets),
-                        labels=torch.from_numpy(labels))
-
-        @staticmethod
-        def output_to_list(outputs: Dict) -> List:
-            return [outputs['dets'], outputs['labels']]
-
-    return OpenVINOWrapper()
-
-
-def evaluate_openvino(cfg_path: str, deploy_cfg, onnx_path: str,
-                      sessions: Dict[str, OpenVINOSession],
-                      work_dir: str) -> Dict:
-    """bbox metrics of each OpenVINO session on the config's test set, as
-    ``{name: {'bbox_mAP': ...}}``: mmdeploy's task processor (its data
-    pipeline, rescaling and evaluator) with the backend model's wrapper
-    replaced by the session. ``work_dir`` is removed afterwards.
-
-    Args:
-        cfg_path (str): the stock detector's config.
-        deploy_cfg (Config): mmdeploy's deploy config of the export.
-        onnx_path (str): ``end2end.onnx`` (mmdeploy builds its model around
-            it; the OpenVINO session replaces the runtime).
-        sessions (dict): name -> :class:`OpenVINOSession`.
-        work_dir (str): the runners' scratch folder.
-    """
-    import shutil
-
-    from mmdeploy.apis import build_task_processor
-    from mmengine.config import Config
-
-    from ...study.runs import complete_metrics
-    model_cfg = Config.fromfile(cfg_path)
-    result = {}
-    try:
-        for name, session in sessions.items():
-            processor = build_task_processor(model_cfg, deploy_cfg, 'cpu')
-            model = processor.build_backend_model(
-                [onnx_path], processor.update_data_preprocessor)
-            model.wrapper = _backend_wrapper(session)
-            runner = processor.build_test_runner(
-                model, os.path.join(work_dir, name))
-            metrics, _ = complete_metrics(runner.test(),
-                                          model_cfg.test_evaluator)
-            result[name] = {k.split('/')[-1]: float(v)
-                            for k, v in metrics.items()
-                            if k.startswith('coco/bbox')}
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    return result
+def capabilities_line(caps: Dict) -> str:
+    """One line for the console: the CPU and what it runs natively."""
+    return OpenVINOBackend().cpu_line(caps)

@@ -3,7 +3,6 @@ stock config, the per-pixel logits module, per-pixel checks (a class that
 differs only where the reference's top two scores tie), mIoU of trained,
 fused and ONNX models on test images."""
 import copy
-import os
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -304,11 +303,12 @@ def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
         FuseError: OpenVINO cannot compile the file, or FP32 fails its
             check.
     """
-    from ..backends import openvino as ov
+    from ..backends import backend_for
+    backend = backend_for('openvino')  # FuseOptions.precisions are OpenVINO's
     batches = state['batches']
     inputs = [b[0] for b in batches] or [state['x']]
-    sessions = ov.openvino_sessions(dict(onnx=path), opts.precisions,
-                                    opts.threads, logger)
+    sessions = backend.sessions(dict(onnx=path), opts.precisions,
+                                opts.threads, logger)
     runners = dict(torch=SegLogits(stock),
                    onnx=onnx_predictor(path, opts.threads),
                    **{n: session_predictor(s) for n, s in sessions.items()})
@@ -320,7 +320,7 @@ def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
                 t0 = time.perf_counter()
                 outs[name].append(run(x))
                 seconds[name].append(time.perf_counter() - t0)
-    section = dict(version=ov.openvino_version(), cpu=ov.cpu_capabilities(),
+    section = dict(version=backend.version(), cpu=backend.capabilities(),
                    precisions={})
     for name, session in sessions.items():
         label = f'OpenVINO {session.precision} vs torch'
@@ -329,7 +329,7 @@ def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
             if session.precision == 'fp32' else check_pairs(label, pairs,
                                                             logger)
         section['precisions'][session.precision] = dict(
-            name=name, compiled=session.ran, **check)
+            name=name, compiled=backend.describe(session), **check)
         if batches:
             report['mIoU'][name] = miou_of(model, outs[name], batches,
                                            state['meta'])
@@ -339,4 +339,4 @@ def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
         shape=list(inputs[-1].shape[2:]), inputs=len(inputs),
         threads=opts.threads, torch_threads=torch.get_num_threads())
     if opts.save_ir:
-        ov.save_ir(path, os.path.splitext(path)[0] + '.xml')
+        backend.save_native(path)
