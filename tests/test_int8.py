@@ -540,3 +540,33 @@ def test_int8_study_summarises_and_resumes(tmp_path, monkeypatch):
     # force: every run deployed again, over its old report
     forced = int8_study(runs, str(tmp_path), calib_images=8, force=True)
     assert len(calls) == 10 and forced == result
+
+
+def test_weight_bits_flag_reaches_the_quantiser(monkeypatch, capsys):
+    """``tools/deploy.py --int8-weight-bits 7`` makes a file for AVX2-only
+    targets on any CPU (``reduce_range``), 8 the full range, and no flag
+    leaves the choice to this CPU."""
+    import importlib.util
+
+    from acnet_backbone.deploy import end2end
+    spec = importlib.util.spec_from_file_location(
+        'deploy_tool', os.path.join(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), 'tools', 'deploy.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    seen = []
+
+    def stop(config, checkpoint, out_dir, **kwargs):
+        seen.append(kwargs['int8_options']['reduce_range'])
+        raise FuseError('stopped before any work')
+
+    monkeypatch.setattr(end2end, 'deploy_any_checkpoint', stop)
+    for flag, want in (([], None), (['7'], True), (['8'], False)):
+        bits = ['--int8-weight-bits', *flag] if flag else []
+        assert tool.main(['c.py', 'c.pth', '--out-dir', 'x', '--int8',
+                          *bits]) == 2
+        assert seen[-1] is want
+    assert 'error: stopped before any work' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.parse_args(['c.py', 'c.pth', '--out-dir', 'x',
+                         '--int8-weight-bits', '6'])

@@ -6,9 +6,9 @@ and check the file in onnxruntime (with --backend openvino in OpenVINO too).
     python tools/deploy.py CONFIG CHECKPOINT --out-dir DIR [--eval]
         [--shape H W] [--num-images N] [--force] [--json FILE]
         [--int8 [--calib-images N] [--int8-scope conv|network]
-         [--int8-activations u8|s8] [--calib-method M]] [--threads T]
-        [--backend onnxruntime|openvino [--precision fp32|bf16|int8 ...]
-         [--save-ir]]
+         [--int8-activations u8|s8] [--calib-method M] [--int8-weight-bits B]]
+        [--threads T] [--backend onnxruntime|openvino
+         [--precision fp32|bf16|int8 ...] [--save-ir]]
 
 Writes DIR/end2end.onnx (input `input`: the preprocessed [1, 3, H, W]
 tensor; outputs `dets` [1, K, 5] and `labels` [1, K]), DIR/deploy_config.py,
@@ -17,11 +17,10 @@ DIR/deploy_report.json, only when the fused model matches the trained one and
 the ONNX detections the torch ones; --int8 adds DIR/end2end_int8.onnx (static
 QDQ quantisation of the convolutions, decoding and NMS in float); --backend
 openvino also runs the files in OpenVINO at each --precision (--save-ir:
-DIR/end2end.xml/.bin). An mmseg segmentor is deployed as tools/fuse.py
---onnx deploys it (DIR/fused.onnx with the mIoU of trained, fused and ONNX
-models; --eval: the whole test set); --backend openvino also runs it in
-OpenVINO at fp32/bf16 with mIoU and latency per runtime. The pipeline is
-acnet_backbone.deploy.end2end.deploy_any_checkpoint.
+DIR/end2end.xml/.bin). An mmseg segmentor gets what tools/fuse.py --onnx
+writes (DIR/fused.onnx, the mIoU of trained, fused and ONNX models; --eval:
+the whole test set), with OpenVINO fp32/bf16 mIoU and latency on --backend
+openvino. The pipeline is acnet_backbone.deploy.end2end.deploy_any_checkpoint.
 """
 import os
 import sys
@@ -38,10 +37,9 @@ warnings.filterwarnings('ignore', module=r'mmdeploy\.|torch\.onnx|mmcv\.ops')
 
 # the package's argument names in messages -> this tool's flags
 FLAGS = dict(force='--force', int8='--int8', threads='--threads',
-             num_images='--num-images', shape='--shape', rtol='--rtol',
-             calib_images='--calib-images', evaluate='--eval',
-             backend='--backend', precisions='--precision',
-             save_ir='--save-ir')
+             num_images='--num-images', shape='--shape', save_ir='--save-ir',
+             rtol='--rtol', calib_images='--calib-images', evaluate='--eval',
+             backend='--backend', precisions='--precision')
 
 
 def parse_args(argv=None):
@@ -74,9 +72,10 @@ def parse_args(argv=None):
     parser.add_argument('--int8-activations', choices=['u8', 's8'],
                         default='u8', help='activation type (u8: fast on '
                         'x86 VNNI CPUs)')
-    parser.add_argument('--calib-method', default='minmax',
-                        choices=['minmax', 'percentile'],
-                        help='activation range calibration')
+    parser.add_argument('--calib-method', default='minmax', help='activation '
+                        'range calibration', choices=['minmax', 'percentile'])
+    parser.add_argument('--int8-weight-bits', type=int, choices=[7, 8],
+                        help='7 on x86 without VNNI (default: this CPU\'s)')
     parser.add_argument('--threads', type=int, help='onnxruntime threads of '
                         'the check and latency sessions (default: its choice)')
     parser.add_argument('--backend', choices=backend_names(),
@@ -92,8 +91,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import acnet_backbone  # noqa: F401
+    args = parse_args(argv)  # imports acnet_backbone (its registrations)
     import torch
     warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)
     from mmengine.logging import MMLogger
@@ -110,7 +108,9 @@ def main(argv=None) -> int:
             logger=logger, int8=args.int8, calib_images=args.calib_images,
             int8_options=dict(scope=args.int8_scope,
                               activations=args.int8_activations,
-                              method=args.calib_method),
+                              method=args.calib_method, reduce_range={
+                                  7: True, 8: False}.get(
+                                      args.int8_weight_bits)),
             threads=args.threads, backend=args.backend,
             precisions=args.precisions, save_ir=args.save_ir)
     except AcnetError as err:
