@@ -805,6 +805,54 @@ def whole_image_accuracy(ctx: Context, path: str, score_thr: str = '0.3'
                      f'{thr:g})', 'detections'], rows)
 
 
+def _rp_value(score: Dict, metric: str, thr: float) -> Optional[float]:
+    """``recall`` or ``precision`` at IoU 0.4 of a score row at ``thr``."""
+    for r in score['recall_precision']:
+        if abs(r['score_thr'] - thr) < 1e-9:
+            return r[metric]
+    return None
+
+
+def recall_precision_pairs(ctx: Context, path: str, score_thr: str = '0.3'
+                           ) -> str:
+    """An accuracy JSON of a study's detectors (``tools/whole_image_study.py
+    accuracy``, labels ``<setting> <config> seed <seed>``): per setting,
+    scope (the val tiles, the whole image) and measure, DeepForest's recall
+    or precision at IoU 0.4 (score >= ``score_thr``) of the plain and the
+    ACB detector over the seeds, and ACB - plain paired by seed."""
+    from ..study.report import mean_std, paired_difference
+    thr = float(score_thr)
+    values, configs = {}, {}
+    for r in ctx.load(path)['accuracy']['rows']:
+        setting, config, _, seed = r['detector'].split(' ')
+        configs.setdefault(setting, [])
+        if config not in configs[setting]:
+            configs[setting].append(config)
+        for scope, score in (('val tiles', r['tiles']),
+                             ('whole image', r['whole'][0])):
+            for metric in ('recall', 'precision'):
+                values.setdefault((setting, config, scope, metric), {})[
+                    int(seed)] = _rp_value(score, metric, thr)
+    rows = []
+    for setting, names in configs.items():
+        plain = next(n for n in names if 'fcnresnet' in n)
+        acb = next(n for n in names if n != plain)
+        for scope in ('val tiles', 'whole image'):
+            for metric in ('recall', 'precision'):
+                a, b = (values[(setting, n, scope, metric)]
+                        for n in (acb, plain))
+                d = paired_difference(a, b)
+                rows.append([
+                    f'{label(acb)} - {label(plain)}', scope, metric,
+                    num(mean_std(list(b.values()))[0]),
+                    num(mean_std(list(a.values()))[0]), d['n'],
+                    num(d['mean'], 3, True), ci(d['ci95']),
+                    ', '.join(num(x, 3, True) for x in d['per_seed'])])
+    return md_table(['ACB - plain, paired by seed', 'scored on', 'measure '
+                     f'(IoU 0.4, score >= {thr:g})', 'plain', 'ACB', 'n',
+                     'difference', '95% CI (Student t)', 'per seed'], rows)
+
+
 def whole_image_speed(ctx: Context, path: str) -> str:
     """``whole_image.json``'s speed: per detector and runtime the seconds
     over the timed image, per megapixel (wall and CPU time), its annotated
@@ -865,5 +913,5 @@ RENDERERS: Dict[str, Callable[..., str]] = {
         benchmark_fusion, benchmark_deploy, backend_study, backend_diffs,
         backend_latency,
         table, glance, costs, speed, zoo, whole_image_accuracy,
-        whole_image_speed, whole_image_profile)
+        recall_precision_pairs, whole_image_speed, whole_image_profile)
 }
