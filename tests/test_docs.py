@@ -489,3 +489,35 @@ def test_readme_quick_start_configs_build(tmp_path):
         cfg = Config.fromfile(str(path))
         backbone = MODELS.build(cfg.model.backbone)
         assert type(backbone).__name__.startswith('AC'), type(backbone)
+
+
+def test_recall_precision_pairs_pairs_by_seed(tmp_path):
+    """The table pairs ACB with plain by seed (not by row order), per
+    setting, scope and measure, at the score threshold asked for."""
+    from acnet_backbone.docs.tables import Context, recall_precision_pairs
+
+    def score(recall, precision):
+        return dict(recall_precision=[
+            dict(score_thr=0.1, recall=recall, precision=precision),
+            dict(score_thr=0.3, recall=recall / 2, precision=precision)])
+
+    rows = []
+    for seed, plain, acb in ((1, 0.5, 0.8), (0, 0.4, 0.3)):  # seed order
+        for name, r in (('retinanet_acresnet18_fpn_trees', acb),
+                        ('retinanet_fcnresnet18_fpn_trees', plain)):
+            rows.append(dict(detector=f'scratch {name} seed {seed}',
+                             tiles=score(r, 0.2), whole=[score(r, 0.1)]))
+    rows = [rows[i] for i in (2, 1, 3, 0)]  # ACB seeds 0, 1; plain 1, 0
+    path = tmp_path / 'rp.json'
+    import json
+    path.write_text(json.dumps(dict(accuracy=dict(rows=rows))))
+    ctx = Context(root=str(tmp_path), doc='x.md')
+    lines = recall_precision_pairs(ctx, 'rp.json').splitlines()
+    assert 'score >= 0.3' in lines[0] and len(lines) == 2 + 4
+    tiles_recall = lines[2].split(' | ')
+    assert tiles_recall[1:4] == ['val tiles', 'recall', '0.225']
+    # per seed (0, 1): 0.15 - 0.20 and 0.40 - 0.25; mean +0.050
+    assert tiles_recall[-1].rstrip(' |') == '-0.050, +0.150'
+    assert tiles_recall[4:7] == ['0.275', '2', '+0.050']
+    low = recall_precision_pairs(ctx, 'rp.json', score_thr='0.1')
+    assert '| 0.450 | 0.550 | 2 | +0.100 |' in low
