@@ -146,6 +146,10 @@ def test_a_new_backend_is_one_registered_class(deployed, added_backend,
     assert report['latency_ms']['onnxruntime_1t_fp32'] > 0
     assert abs(report['eval']['onnxruntime_1t_fp32']['bbox_mAP'] -
                report['eval']['torch']['bbox_mAP']) <= 1e-3
+    # segmentors stay on onnxruntime and OpenVINO: said in one line
+    from acnet_backbone.deploy.end2end import segmentor_precisions
+    with pytest.raises(FuseError, match='a segmentor runs in onnxruntime'):
+        segmentor_precisions(added_backend, None, False, None)
     table = '\n'.join(summary_lines(report))
     assert 'torch / ONNX / onnxruntime 1 thread FP32' in table
     assert '| onnxruntime 1 thread FP32 ran |' in table

@@ -122,9 +122,13 @@ def segmentor_precisions(backend: str, precisions: Optional[Sequence[str]],
     Raises:
         FuseError: int8 asked for; ``threads`` or ``save_ir`` without
             openvino (a segmentor is timed beside OpenVINO only); see
-            :func:`.backends.openvino.plan_backend`.
+            :func:`.backends.plan_backend`.
     """
-    if backend == 'onnxruntime':
+    if backend not in (REFERENCE, 'openvino'):
+        backend_for(backend)  # an unknown name: one line naming the known
+        raise FuseError(f'`backend` {backend}: a segmentor runs in '
+                        'onnxruntime, and beside it in openvino')
+    if backend == REFERENCE:
         if precisions or save_ir or threads is not None:
             raise FuseError('`precisions`, `save_ir` and `threads` of a '
                             'segmentor need `backend` openvino (it is '

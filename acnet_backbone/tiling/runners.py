@@ -7,10 +7,10 @@ onnxruntime FP32 / INT8 and OpenVINO FP32 / BF16 / INT8 (a
 The pieces are the deploy path's own: the config's test pipeline
 (:func:`~acnet_backbone.deploy.tasks.detection.test_pipeline`, the image
 read from an array) and data preprocessor make the network's input, the
-sessions come from :func:`~acnet_backbone.deploy.backends.onnxruntime.
-ort_session` and :class:`~acnet_backbone.deploy.backends.openvino.
-OpenVINOSession`, and the stock detector of a deploy folder from
-:func:`~acnet_backbone.deploy.end2end.load_stock_detector`.
+sessions come from the deploy backends' one interface
+(:func:`~acnet_backbone.deploy.backends.backend_for`: every registered
+runtime, ``ort`` naming onnxruntime), and the stock detector of a deploy
+folder from :func:`~acnet_backbone.deploy.export.load_stock_detector`.
 """
 import os
 import os.path as osp
