@@ -25,14 +25,18 @@ def evaluate_torch(cfg_path: str, checkpoint: str, work_dir: str) -> Dict:
 
 
 def evaluate_onnx(cfg_path: str, deploy_cfg: Config, onnx_path: str,
-                  work_dir: str) -> Dict:
+                  work_dir: str, session=None) -> Dict:
     """COCO metrics of an end-to-end ONNX file on the test set, through
-    mmdeploy's task processor (its onnxruntime backend model)."""
+    mmdeploy's task processor: its onnxruntime backend model, or with
+    ``session`` (any backend's) in that model's place
+    (:func:`session_wrapper`)."""
     from mmdeploy.apis import build_task_processor
     model_cfg = Config.fromfile(cfg_path)
     processor = build_task_processor(model_cfg, deploy_cfg, 'cpu')
     model = processor.build_backend_model(
         [onnx_path], processor.update_data_preprocessor)
+    if session is not None:
+        model.wrapper = session_wrapper(session)
     runner = processor.build_test_runner(model, work_dir)
     return runner.test()
 
@@ -67,35 +71,33 @@ def evaluate_end2end(fused_cfg_path: str, fused_pth: str, deploy_cfg: Config,
     return result
 
 
-class SessionWrapper:
-    """The call protocol of mmdeploy's backend wrappers
-    (``wrapper({'input': x})`` -> name -> tensor, ``output_to_list``) over
-    a session of any backend (``run(output_names, feeds)``)."""
+def session_wrapper(session):
+    """An ``nn.Module`` with the call protocol of mmdeploy's backend
+    wrappers (``wrapper({'input': x})`` -> name -> tensor,
+    ``output_to_list``) over a session of any backend
+    (``run(output_names, feeds)``)."""
+    import torch
 
-    def __new__(cls, session):
-        import torch
+    class SessionWrapper(torch.nn.Module):
 
-        class _Wrapper(torch.nn.Module):
+        def forward(self, inputs: Dict) -> Dict:
+            x = inputs['input'].detach().cpu().numpy()
+            dets, labels = session.run(['dets', 'labels'], {'input': x})
+            return dict(dets=torch.from_numpy(dets),
+                        labels=torch.from_numpy(labels))
 
-            def forward(self, inputs: Dict) -> Dict:
-                x = inputs['input'].detach().cpu().numpy()
-                dets, labels = session.run(['dets', 'labels'], {'input': x})
-                return dict(dets=torch.from_numpy(dets),
-                            labels=torch.from_numpy(labels))
+        @staticmethod
+        def output_to_list(outputs: Dict) -> List:
+            return [outputs['dets'], outputs['labels']]
 
-            @staticmethod
-            def output_to_list(outputs: Dict) -> List:
-                return [outputs['dets'], outputs['labels']]
-
-        return _Wrapper()
+    return SessionWrapper()
 
 
 def evaluate_sessions(cfg_path: str, deploy_cfg: Config, onnx_path: str,
                       sessions: Dict, work_dir: str) -> Dict:
     """bbox metrics of each session (any backend) on the config's test set,
-    as ``{name: {'bbox_mAP': ...}}``: mmdeploy's task processor with its
-    backend model's wrapper replaced by the session (:class:`SessionWrapper`).
-    ``work_dir`` is removed afterwards.
+    as ``{name: {'bbox_mAP': ...}}`` (:func:`evaluate_onnx` with the
+    session). ``work_dir`` is removed afterwards.
 
     Args:
         cfg_path (str): the stock detector's config.
@@ -105,19 +107,10 @@ def evaluate_sessions(cfg_path: str, deploy_cfg: Config, onnx_path: str,
         sessions (dict): name -> session.
         work_dir (str): the runners' scratch folder.
     """
-    from mmdeploy.apis import build_task_processor
-    model_cfg = Config.fromfile(cfg_path)
-    result = {}
+    evaluator = Config.fromfile(cfg_path).test_evaluator
     try:
-        for name, session in sessions.items():
-            processor = build_task_processor(model_cfg, deploy_cfg, 'cpu')
-            model = processor.build_backend_model(
-                [onnx_path], processor.update_data_preprocessor)
-            model.wrapper = SessionWrapper(session)
-            runner = processor.build_test_runner(
-                model, os.path.join(work_dir, name))
-            result[name] = bbox_metrics(runner.test(),
-                                        model_cfg.test_evaluator)
+        return {name: bbox_metrics(evaluate_onnx(
+            cfg_path, deploy_cfg, onnx_path, os.path.join(work_dir, name),
+            session), evaluator) for name, session in sessions.items()}
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return result
