@@ -515,3 +515,31 @@ def test_study_errors_are_exceptions():
     from acnet_backbone.study import run_study
     with pytest.raises(StudyError, match='repeats a seed'):
         run_study([PLAIN], [1, 1], '/nonexistent/w')
+
+
+def test_a_failed_run_names_its_root_cause(tmp_path):
+    """The one-line error of a failed torchrun names the failing rank, its
+    exit code or signal and the last exception of that attempt (not
+    torchrun's closing rule, nor an earlier attempt's error)."""
+    from acnet_backbone.study.api import _failure_line
+    log = tmp_path / 'train.log'
+    log.write_text(
+        '\n$ python -m torch.distributed.run ...\nKeyError: old attempt\n'
+        '\n$ python -m torch.distributed.run ...\nTraceback (most recent '
+        'call last):\n  File "x.py", line 1\nRuntimeError: Connection reset '
+        'by peer\n' + '=' * 60 + '\nworker FAILED\n' + '-' * 60 +
+        '\nFailures:\n  <NO_OTHER_FAILURES>\n' + '-' * 60 +
+        '\nRoot Cause (first observed failure):\n[0]:\n  time      : now\n'
+        '  host      : h\n  rank      : 1 (local_rank: 1)\n'
+        '  exitcode  : 1 (pid: 7)\n  error_file: <N/A>\n  traceback : To '
+        'enable traceback see: https://pytorch.org/docs\n' + '=' * 60 + '\n')
+    line = _failure_line(str(log))
+    assert line.startswith('rank : 1 (local_rank: 1); exitcode : 1 (pid: 7)')
+    assert line.endswith('RuntimeError: Connection reset by peer')
+    assert 'old attempt' not in line
+    log.write_text('\n$ python -m acnet_backbone.study.worker d\nstep 1\n'
+                   'ValueError: bad value\nlast words\n')
+    assert _failure_line(str(log)) == 'ValueError: bad value'
+    log.write_text('\n$ cmd\nonly this\n')
+    assert _failure_line(str(log)) == 'only this'
+    assert _failure_line(str(tmp_path / 'missing.log')) == ''

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 import shlex
 import shutil
 import signal
@@ -129,13 +130,30 @@ def _prepare(plan: Sequence[RunSpec], work_dir: str) -> List[Dict]:
     return prepared
 
 
-def _last_line(log: str) -> str:
+_EXCEPTION = re.compile(r'^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*')
+
+
+def _failure_line(log: str) -> str:
+    """What made the last attempt in ``log`` fail, in one line: the root
+    cause torchrun prints (rank, exit code, signal) with the last Python
+    exception of the attempt, else that exception, else the last line."""
     try:
         with open(log, errors='replace') as f:
-            lines = [ln.strip() for ln in f if ln.strip()]
+            text = f.read()
     except OSError:
         return ''
-    return lines[-1][:300] if lines else ''
+    lines = [ln.strip() for ln in text[text.rfind('\n$ ') + 1:].splitlines()
+             if ln.strip()]
+    if not lines:
+        return ''
+    errors = [ln for ln in lines if _EXCEPTION.match(ln)]
+    if 'Root Cause (first observed failure):' in lines:
+        cause = lines[lines.index('Root Cause (first observed failure):'):]
+        keys = ('rank', 'exitcode', 'traceback')
+        parts = [re.sub(r'\s+', ' ', ln) for ln in cause
+                 if ln.split(':', 1)[0].strip() in keys]
+        return '; '.join(parts + errors[-1:])[:400]
+    return (errors or lines)[-1][:300]
 
 
 def _train(run: Dict, launcher: str, gpus: int) -> None:
@@ -166,7 +184,7 @@ def _train(run: Dict, launcher: str, gpus: int) -> None:
             raise
     if code != 0 or not osp.isfile(osp.join(path, 'result.json')):
         raise StudyRunError(f'run {spec.name} seed {spec.seed} failed (exit '
-                            f'{code}): {_last_line(log)} (log: {log})')
+                            f'{code}): {_failure_line(log)} (log: {log})')
 
 
 def _load_result(run: Dict, metric: str) -> Dict:
