@@ -56,13 +56,25 @@ def setup_distributed(cfg: Config) -> None:
 
 
 def finish_distributed() -> None:
-    """Wait for every rank, then tear the process group down: a rank whose
-    interpreter exits while gloo's threads still run aborts ("terminate
-    called without an active exception"). No-op without a process group."""
+    """The last step of a distributed process: wait for every rank, then
+    leave at once (exit status 0). Tearing gloo down in this process -
+    ``destroy_process_group`` or the interpreter's own exit with gloo's
+    threads alive - aborted a rank now and then on these CPU machines
+    ("terminate called without an active exception", SIGABRT, right after
+    the study's evaluation, seen in two CI runs of
+    ``test_pytorch_launcher_two_processes_on_cpu``), so the process ends
+    with ``os._exit`` after flushing its logs and streams; everything it
+    writes is written before. No-op without a process group."""
+    import logging
+    import sys
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def disable_periodic_validation(cfg: Config) -> None:
