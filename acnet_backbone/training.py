@@ -61,7 +61,7 @@ def finish_distributed() -> None:
     ``destroy_process_group`` or the interpreter's own exit with gloo's
     threads alive - aborted a rank now and then on these CPU machines
     ("terminate called without an active exception", SIGABRT, right after
-    the study's evaluation, seen in two CI runs of
+    the study's evaluation, in a CI run of
     ``test_pytorch_launcher_two_processes_on_cpu``), so the process ends
     with ``os._exit`` after flushing its logs and streams; everything it
     writes is written before. No-op without a process group."""

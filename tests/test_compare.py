@@ -532,7 +532,9 @@ def test_a_failed_run_names_its_root_cause(tmp_path):
         '\nRoot Cause (first observed failure):\n[0]:\n  time      : now\n'
         '  host      : h\n  rank      : 1 (local_rank: 1)\n'
         '  exitcode  : 1 (pid: 7)\n  error_file: <N/A>\n  traceback : To '
-        'enable traceback see: https://pytorch.org/docs\n' + '=' * 60 + '\n')
+        'enable traceback see: https://pytorch.org/docs\n' + '=' * 60 +
+        '\ntorch.distributed.elastic.multiprocessing.errors.ChildFailedError:'
+        '\n')
     line = _failure_line(str(log))
     assert line.startswith('rank : 1 (local_rank: 1); exitcode : 1 (pid: 7)')
     assert line.endswith('RuntimeError: Connection reset by peer')

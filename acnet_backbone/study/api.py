@@ -146,7 +146,8 @@ def _failure_line(log: str) -> str:
              if ln.strip()]
     if not lines:
         return ''
-    errors = [ln for ln in lines if _EXCEPTION.match(ln)]
+    errors = [ln for ln in lines if _EXCEPTION.match(ln)
+              and 'ChildFailedError' not in ln]  # torchrun's own
     if 'Root Cause (first observed failure):' in lines:
         cause = lines[lines.index('Root Cause (first observed failure):'):]
         keys = ('rank', 'exitcode', 'traceback')
