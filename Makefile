@@ -22,7 +22,7 @@ lint: setup
 # stop at torch 2.1): torch 2.1.2 + torchvision 0.16.2 with numpy<2 and the same
 # OpenMMLab versions, in .venv-torch21/ (the same set-up script, parametrised).
 PY21 := .venv-torch21/bin/python
-TORCH21_ENV := VENV=.venv-torch21 CONSTRAINTS="numpy<2" \
+TORCH21_ENV := VENV=.venv-torch21 CONSTRAINTS="numpy<2" NEED_GB=10 \
     TORCH_SPEC="torch==2.1.2 torchvision==0.16.2" \
     TORCH_NOTE="2.7 GB from the package index with the nvidia-* CUDA wheels it pulls, which run on a CPU too: 1.5 minutes on a fast link, much longer on a slow one"
 

@@ -8,6 +8,8 @@
 #   VENV          the venv folder (relative to the repository root or absolute)
 #   TORCH_SPEC    pip specs of torch and torchvision
 #   TORCH_NOTE    how long the torch download takes (said before it starts)
+#   NEED_GB       free disk space (GB) a new venv needs: checked before the
+#                 first install, so a full disk fails in one line, not midway
 #   CONSTRAINTS   pip constraints kept for every install into the venv
 #   PYTHON        the interpreter that creates the venv
 # mmcv is built against the venv's torch and cached per torch version.
@@ -20,6 +22,9 @@ PY="$VENV/bin/python"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/acnet_backbone"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
 TORCH_NOTE="${TORCH_NOTE:-about a minute from a local wheel store, longer from the index}"
+# seen: .venv/ 6.6 GB, .venv-torch21/ 5.7 GB (plus its 2.7 GB download while
+# it installs), each with a 1 GB margin for the mmcv build
+NEED_GB="${NEED_GB:-8}"
 CONSTRAINTS="${CONSTRAINTS:-}"
 MMENGINE_SPEC="mmengine==0.10.7"
 MMCV_VERSION="2.1.0"
@@ -54,8 +59,14 @@ if ! has <<'PY'
 import torch, torchvision
 PY
 then
+  free_gb=$(df -Pk "$VENV" | awk 'NR==2 {print int($4 / 1048576)}')
+  if [ "$free_gb" -lt "$NEED_GB" ]; then
+    echo "[setup] error: ${free_gb} GB free on the disk of ${VENV#"$ROOT"/}/, installing needs about ${NEED_GB} GB: free some space and run again" >&2
+    exit 1
+  fi
   say "installing $TORCH_SPEC${CONSTRAINTS:+ ($CONSTRAINTS)} (large: $TORCH_NOTE)"
-  pipi $TORCH_SPEC
+  # --no-cache-dir: the download is not kept a second time in pip's cache
+  pipi --no-cache-dir $TORCH_SPEC
 fi
 
 if ! has <<'PY'
