@@ -11,8 +11,11 @@ beside DeepForest's ``predict_tile``.
 - :mod:`.score`: bbox mAP (pycocotools) and DeepForest's recall / precision
   at IoU 0.4 of a whole-image prediction.
 - :mod:`.benchmark`: the whole-image accuracy and speed study
-  (``docs/results/whole_image.json``); :mod:`.deepforest_peer` is the script
-  it runs in DeepForest's own virtualenv.
+  (``docs/results/whole_image.json``) from a spec file (:mod:`.spec`), its
+  halves in :mod:`.accuracy` and :mod:`.speed` (what they share in
+  :mod:`.results`), its like-for-like detector in :mod:`.r50`;
+  :mod:`.deepforest_peer` is the script the speed half runs in DeepForest's
+  own virtualenv.
 
 Example:
     >>> from acnet_backbone.tiling import load_patch_detector, predict_large

@@ -1,5 +1,5 @@
 """DeepForest's own ``predict_tile`` timed on one image: the peer row of the
-whole-image benchmark (:func:`acnet_backbone.tiling.benchmark.time_deepforest`).
+whole-image benchmark (:func:`acnet_backbone.tiling.speed.time_deepforest`).
 
 This file runs as a script under the Python of a *separate* virtualenv that
 holds ``deepforest`` (never this project's): it imports nothing of
