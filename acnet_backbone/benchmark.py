@@ -391,11 +391,14 @@ def markdown(results: Dict) -> str:
 
 
 def device_name(device: str) -> str:
-    """The device in words (GPU name, or CPU and its torch threads)."""
+    """The device in words (GPU name, or the CPU model and its torch
+    threads)."""
     if device == 'cuda':
         return torch.cuda.get_device_name()
-    return (f'CPU {platform.processor() or platform.machine()}, '
-            f'{torch.get_num_threads()} threads')
+    from .deploy.backends.cpu import cpu_features
+    model = (cpu_features()['model'] or
+             f'CPU {platform.processor() or platform.machine()}')
+    return f'{model}, {torch.get_num_threads()} threads'
 
 
 def run_benchmark(device: str = 'cpu', quick: bool = False,
@@ -426,6 +429,9 @@ def run_benchmark(device: str = 'cpu', quick: bool = False,
     repeats = repeats or (3 if quick else 10)
     results = dict(device=device, device_name=device_name(device),
                    torch=torch.__version__, quick=quick, repeats=repeats)
+    if device == 'cpu':  # model and native arithmetic, as deploy reports
+        from .deploy.backends.cpu import cpu_features
+        results['cpu'] = cpu_features()
     results['deploy'] = deploy_latency(repeats)
     if only_deploy:
         return results

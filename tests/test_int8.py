@@ -511,6 +511,8 @@ def test_int8_study_summarises_and_resumes(tmp_path, monkeypatch):
             eval=dict(onnx=dict(bbox_mAP=fp32),
                       onnx_int8=dict(bbox_mAP=fp32 - drop)),
             latency_ms=dict(onnx=10.0, onnx_int8=6.0))
+        if 'acb' in config:  # a newer report: the CPU it was made on
+            report['int8'] = dict(weight_bits=7, cpu=dict(model='CPU A'))
         os.makedirs(out_dir, exist_ok=True)
         json.dump(report, open(os.path.join(out_dir, 'deploy_report.json'),
                                'w'))
@@ -533,6 +535,8 @@ def test_int8_study_summarises_and_resumes(tmp_path, monkeypatch):
     assert acb['n'] == 2 and acb['drop_mean'] == pytest.approx(0.015)
     assert plain['latency_ratio_median'] == pytest.approx(0.6)
     assert result['runs'][3]['seed'] == 0
+    assert [(r['int8_weight_bits'], r['cpu']) for r in result['runs']] == \
+        [(None, None)] * 3 + [(7, dict(model='CPU A'))] * 2
     assert json.load(open(tmp_path / 'int8_study.json')) == result
     # a second call reads the finished reports back instead of redeploying
     again = int8_study(runs, str(tmp_path), calib_images=8)

@@ -91,6 +91,17 @@ def test_fused_backbone_variant_has_no_acb():
     assert has_acb(benchmark.make_backbone('acresnet_online', 'cpu', 18))
 
 
+def test_cpu_device_name_gives_the_model_and_threads(tmp_path, monkeypatch):
+    from acnet_backbone.deploy.backends import cpu
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('model name\t: Test CPU 9000\nflags\t\t: avx2\n')
+    features = cpu.cpu_features
+    monkeypatch.setattr(cpu, 'cpu_features',
+                        lambda: features(str(cpuinfo)))
+    assert benchmark.device_name('cpu') == \
+        f'Test CPU 9000, {torch.get_num_threads()} threads'
+
+
 def _results():
     row = dict(median=0.01, q1=0.009, q3=0.011, n=3, ratio=1.2)
     return dict(

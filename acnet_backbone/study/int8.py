@@ -31,12 +31,14 @@ def _read_report(path: str) -> Optional[Dict]:
 
 def _row(run: Dict, out_dir: str, report: Dict) -> Dict:
     """One study row: the run, its FP32 and INT8 mAP, drop and latency, and
-    the INT8 weight range chosen for the CPU (None in older reports)."""
+    the INT8 weight range chosen for the CPU with that CPU (model and native
+    arithmetic; both None in older reports)."""
     fp32, q = report['eval']['onnx'], report['eval']['onnx_int8']
     lat = report['latency_ms']
     return dict(
         run, out_dir=out_dir,
         int8_weight_bits=report.get('int8', {}).get('weight_bits'),
+        cpu=report.get('int8', {}).get('cpu'),
         bbox_mAP_fp32=fp32['bbox_mAP'],
         bbox_mAP_int8=q['bbox_mAP'],
         drop=round(fp32['bbox_mAP'] - q['bbox_mAP'], 4),
