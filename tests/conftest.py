@@ -4,6 +4,9 @@ import sys
 import pytest
 import torch
 
+from acnet_backbone.deploy.backends import (DEPLOY_BACKENDS, DeployBackend,
+                                            register_backend)
+from acnet_backbone.deploy.backends.onnxruntime import ort_session
 from acnet_backbone.testing import randomize_bn, rel_err  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -36,3 +39,32 @@ def log_lines(fn):
     finally:
         logger.removeHandler(handler)
     return records
+
+
+
+class SingleThreadOnnxRuntime(DeployBackend):
+    """A runtime added the way the deploy guide says: onnxruntime with one
+    intra-op thread, whatever is asked (a real runtime, not a stand-in);
+    registered for one test by :func:`added_backend`."""
+    name = 'onnxruntime_1t'
+    display = 'onnxruntime 1 thread'
+    precisions = ('fp32', )
+
+    def version(self):
+        import onnxruntime
+        return onnxruntime.__version__
+
+    def session(self, path, precision, threads=None, custom_ops=None):
+        self.check_precisions([precision], {})
+        return ort_session(path, custom_ops, 1)
+
+
+@pytest.fixture
+def added_backend():
+    """:class:`SingleThreadOnnxRuntime` registered for one test (its name),
+    unregistered afterwards."""
+    register_backend(SingleThreadOnnxRuntime)
+    try:
+        yield SingleThreadOnnxRuntime.name
+    finally:
+        DEPLOY_BACKENDS._module_dict.pop(SingleThreadOnnxRuntime.name)

@@ -6,12 +6,10 @@ import os
 import pytest
 from mmengine.config import Config
 
-from acnet_backbone.deploy.backends import (ALL_PRECISIONS, DEPLOY_BACKENDS,
-                                            REFERENCE, DeployBackend,
-                                            all_backends, backend_for,
-                                            backend_names, register_backend,
+from acnet_backbone.deploy.backends import (ALL_PRECISIONS, REFERENCE,
+                                            DeployBackend, all_backends,
+                                            backend_for, backend_names,
                                             session_labels)
-from acnet_backbone.deploy.backends.onnxruntime import ort_session
 from acnet_backbone.deploy.detections import (BOX_ATOL, SCORE_ATOL,
                                               int8_agreement,
                                               match_detections,
@@ -97,36 +95,11 @@ def test_every_backend_runs_the_detector_like_torch(deployed, name):
             assert agree['matched'] >= 0.8, (precision, agree)
 
 
-class SingleThreadOnnxRuntime(DeployBackend):
-    """A runtime added the way the deploy guide says: onnxruntime with one
-    intra-op thread, whatever is asked (a real runtime, not a stand-in)."""
-    name = 'onnxruntime_1t'
-    display = 'onnxruntime 1 thread'
-    precisions = ('fp32', )
-
-    def version(self):
-        import onnxruntime
-        return onnxruntime.__version__
-
-    def session(self, path, precision, threads=None, custom_ops=None):
-        self.check_precisions([precision], {})
-        return ort_session(path, custom_ops, 1)
-
-
-@pytest.fixture
-def added_backend():
-    register_backend(SingleThreadOnnxRuntime)
-    try:
-        yield SingleThreadOnnxRuntime.name
-    finally:
-        DEPLOY_BACKENDS._module_dict.pop(SingleThreadOnnxRuntime.name)
-
-
 def test_a_new_backend_is_one_registered_class(deployed, added_backend,
                                                tmp_path):
     """Registered, it is a --backend of the whole deployment: checked
     against torch, timed, evaluated and reported like OpenVINO, with no
-    change to the pipeline."""
+    change to the pipeline (segmentors too: test_segmentation.py)."""
     from acnet_backbone.deploy.end2end import deploy_checkpoint
     from acnet_backbone.deploy.report import summary_lines
     assert added_backend in backend_names()
@@ -146,10 +119,6 @@ def test_a_new_backend_is_one_registered_class(deployed, added_backend,
     assert report['latency_ms']['onnxruntime_1t_fp32'] > 0
     assert abs(report['eval']['onnxruntime_1t_fp32']['bbox_mAP'] -
                report['eval']['torch']['bbox_mAP']) <= 1e-3
-    # segmentors stay on onnxruntime and OpenVINO: said in one line
-    from acnet_backbone.deploy.end2end import segmentor_precisions
-    with pytest.raises(FuseError, match='a segmentor runs in onnxruntime'):
-        segmentor_precisions(added_backend, None, False, None)
     table = '\n'.join(summary_lines(report))
     assert 'torch / ONNX / onnxruntime 1 thread FP32' in table
     assert '| onnxruntime 1 thread FP32 ran |' in table

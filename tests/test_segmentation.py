@@ -568,6 +568,47 @@ def test_segmentor_in_openvino(trained, tmp_path, monkeypatch):
     assert not (tmp_path / 'bad').exists()
 
 
+def test_segmentor_on_a_registered_backend(trained, added_backend,
+                                           tmp_path):
+    """A runtime added by registration alone (onnxruntime with one thread,
+    tests/conftest.py) deploys a segmentor the way OpenVINO does: FP32
+    checked as strictly as onnxruntime, its mIoU, latency interleaved, its
+    own report section and summary line; int8 and save_ir are refused in
+    one line and write nothing."""
+    from acnet_backbone.deploy import end2end
+    from acnet_backbone.deploy.tasks import segmentation
+    config, ckpt = trained['fcn-d8_acresnet18_shapes.py']
+    for options, words in (
+            (dict(precisions=['int8']), 'a segmentor has no INT8 file; '
+             'onnxruntime 1 thread runs it in fp32'),
+            (dict(save_ir=True), 'onnxruntime 1 thread has no file format')):
+        with pytest.raises(FuseError, match=words):
+            end2end.deploy_any_checkpoint(
+                config, ckpt, str(tmp_path / 'no'), shape=(64, 64),
+                num_images=4, backend=added_backend, **options)
+    assert not (tmp_path / 'no').exists()
+    out = tmp_path / 'out'
+    report = end2end.deploy_any_checkpoint(
+        config, ckpt, str(out), shape=(64, 64), num_images=4, threads=1,
+        backend=added_backend)
+    assert sorted(os.listdir(out)) == ['fused.onnx', 'fused.pth',
+                                       'fused_config.py']
+    assert 'openvino' not in report
+    ran = report[added_backend]['precisions']
+    assert list(ran) == ['fp32'] and ran['fp32']['inputs'] == 4
+    assert ran['fp32']['max_rel_err'] <= 1e-4
+    assert ran['fp32']['unexplained'] == 0
+    name = ran['fp32']['name']
+    assert name == 'onnxruntime_1t_fp32'
+    assert report['mIoU'][name] == pytest.approx(report['mIoU']['onnx'],
+                                                 abs=1e-6)
+    assert set(report['latency_ms']['median']) == {'torch', 'onnx', name}
+    lines = segmentation.SegmentationTask().summary_lines(report)
+    assert any(line.startswith('onnxruntime 1 thread FP32 vs torch: max '
+                               'rel err') for line in lines), lines
+    assert f'mIoU ({name}, 4 test images)' in '\n'.join(lines)
+
+
 # ------------------------------------- the class-fraction reference
 def test_fraction_map_miou():
     """Stride 1 reproduces the labels; a shape much smaller than the stride

@@ -47,14 +47,17 @@ class FuseOptions:
         analyze (bool): detectors: count parameters and FLOPs. Defaults to
             True.
         precisions (tuple[str], optional): segmentors, with ``onnx``: also
-            run ``fused.onnx`` in OpenVINO at each of these precisions
-            (``fp32``, ``bf16``), checked against torch, with mIoU and
-            latency interleaved with torch and onnxruntime. None: onnxruntime
-            only.
+            run ``fused.onnx`` in ``backend`` at each of these precisions
+            (OpenVINO: ``fp32``, ``bf16``), checked against torch, with mIoU
+            and latency interleaved with torch and onnxruntime. None:
+            onnxruntime only.
+        backend (str): with ``precisions``: the registered deploy backend
+            (:mod:`.backends`) that runs them. Defaults to 'openvino'.
         threads (int, optional): with ``precisions``: onnxruntime's and
-            OpenVINO's threads for the timed runs; None: their choice.
-        save_ir (bool): with ``precisions``: also write ``fused.xml`` /
-            ``fused.bin`` (OpenVINO IR). Defaults to False.
+            the backend's threads for the timed runs; None: their choice.
+        save_ir (bool): with ``precisions``: also write the backend's own
+            files of ``fused.onnx`` (OpenVINO: ``fused.xml`` /
+            ``fused.bin``). Defaults to False.
         require_acb (bool): refuse a model without ACB ("nothing to fuse");
             False converts a plain (``FCNResNet``) model to its stock form
             too, verified the same way. Defaults to True.
@@ -69,6 +72,7 @@ class FuseOptions:
     force: bool = False
     analyze: bool = True
     precisions: Optional[Tuple[str, ...]] = None
+    backend: str = 'openvino'
     threads: Optional[int] = None
     save_ir: bool = False
     require_acb: bool = True
@@ -133,11 +137,11 @@ def fuse(config: str, checkpoint: str, out_dir: str,
     task = task or task_for(cfg)
     task.check_options(opts)
     if (opts.precisions or opts.save_ir) and not opts.onnx:
-        raise FuseError('OpenVINO `precisions` and `save_ir` run the ONNX '
-                        'file: they need `onnx`')
+        raise FuseError('`precisions` and `save_ir` run the ONNX file in '
+                        f'{opts.backend}: they need `onnx`')
     names = list(OUTPUT_NAMES if opts.onnx else OUTPUT_NAMES[:2])
     if opts.save_ir:
-        names += backend_for('openvino').native_files([OUTPUT_NAMES[2]])
+        names += backend_for(opts.backend).native_files([OUTPUT_NAMES[2]])
     check_out_dir(out_dir, names, opts.force)
     model, stock, stock_cfg, ckpt = load_and_fuse(task, cfg, config,
                                                   checkpoint, opts)

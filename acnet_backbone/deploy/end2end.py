@@ -26,7 +26,7 @@ from mmengine.config import Config
 
 from ..errors import FuseError
 from ..staging import check_out_dir, staged_outputs, write_json
-from .backends import REFERENCE, backend_for
+from .backends import REFERENCE, backend_for, backend_names
 from .backends.onnxruntime import ort_session  # noqa: F401 (re-export)
 from .common import load_config, median_ms
 from .core import FuseOptions, fuse
@@ -115,30 +115,34 @@ def deploy(config: str, checkpoint: str, out_dir: str,
 def segmentor_precisions(backend: str, precisions: Optional[Sequence[str]],
                          save_ir: bool, threads: Optional[int]
                          ) -> Optional[Tuple[str, ...]]:
-    """The OpenVINO precisions a segmentor's deployment runs: None with
-    onnxruntime; with openvino those asked for, by default every one the CPU
-    runs natively except int8 (a segmentor has no INT8 file).
+    """The precisions a segmentor's deployment runs in ``backend`` beside
+    onnxruntime: None with onnxruntime alone; with another registered
+    backend those asked for, by default every one the CPU runs natively
+    except int8 (a segmentor has no INT8 file).
 
     Raises:
-        FuseError: int8 asked for; ``threads`` or ``save_ir`` without
-            openvino (a segmentor is timed beside OpenVINO only); see
-            :func:`.backends.plan_backend`.
+        FuseError: an unknown backend; int8 asked for; ``threads`` or
+            ``save_ir`` without another backend (a segmentor is timed beside
+            it); ``save_ir`` with a backend that has no file format of its
+            own; see :func:`.backends.plan_backend`.
     """
-    if backend not in (REFERENCE, 'openvino'):
-        backend_for(backend)  # an unknown name: one line naming the known
-        raise FuseError(f'`backend` {backend}: a segmentor runs in '
-                        'onnxruntime, and beside it in openvino')
+    runtime = backend_for(backend)  # an unknown name: one line, the known
     if backend == REFERENCE:
         if precisions or save_ir or threads is not None:
+            others = [b for b in backend_names() if b != REFERENCE]
             raise FuseError('`precisions`, `save_ir` and `threads` of a '
-                            'segmentor need `backend` openvino (it is '
-                            'timed beside OpenVINO); onnxruntime runs it '
-                            'in FP32 (fused.onnx)')
+                            f'segmentor need `backend` {" or ".join(others)} '
+                            '(it is timed beside onnxruntime); onnxruntime '
+                            'runs it in FP32 (fused.onnx)')
         return None
     if 'int8' in (precisions or ()):
-        raise FuseError('`precisions` int8: a segmentor has no INT8 file; '
-                        'OpenVINO runs it in fp32 or bf16')
-    runtime = backend_for(backend)
+        raise FuseError(
+            '`precisions` int8: a segmentor has no INT8 file; '
+            f'{runtime.display} runs it in '
+            + ' or '.join(p for p in runtime.precisions if p != 'int8'))
+    if save_ir and not runtime.native_format:
+        raise FuseError(f'`save_ir`: {runtime.display} has no file format '
+                        'of its own')
     runtime.check_installed()
     caps = runtime.capabilities()
     if precisions is None:
@@ -189,6 +193,7 @@ def deploy_any_checkpoint(config: str,
         onnx=True, shape=shape, require_acb=False,
         num_images=sys.maxsize if evaluate else num_images,
         precisions=precisions, threads=threads,
+        **({'backend': kwargs['backend']} if precisions else {}),
         save_ir=kwargs.get('save_ir', False),
         **{k: kwargs[k] for k in ('rtol', 'force', 'logger') if k in kwargs})
     return fuse(config, checkpoint, out_dir, options, task=task)

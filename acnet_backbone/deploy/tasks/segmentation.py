@@ -258,7 +258,7 @@ class SegmentationTask(Task):
             report['mIoU']['onnx'] = miou(model, predict, batches,
                                           state['meta'])
         if opts.precisions:
-            add_openvino(report, model, stock, state, path, opts, logger)
+            add_backend(report, model, stock, state, path, opts, logger)
 
     def summary_lines(self, report: Dict) -> List[str]:
         lines = [f'fused vs unfused: max rel err '
@@ -267,12 +267,16 @@ class SegmentationTask(Task):
             lines.append(f'onnxruntime vs torch at '
                          f'{report["onnx"]["shapes"]}: max rel err '
                          f'{report["onnx"]["max_rel_err"]:.3g}')
-        for p, v in report.get('openvino', {}).get('precisions', {}).items():
-            lines.append(f'OpenVINO {p.upper()} vs torch (ran: hint '
-                         f'{v["compiled"]["hint"]}, convolutions '
-                         f'{v["compiled"]["convolutions"]}): max rel err '
-                         f'{v["max_rel_err"]:.3g}, {v["differing"]} of '
-                         f'{v["pixels"]} pixels of another class')
+        from ..backends import all_backends
+        for backend in all_backends():
+            ran = report.get(backend.name, {}).get('precisions', {})
+            for p, v in ran.items():
+                done = backend.describe_line(v['compiled'])[:-2]
+                lines.append(f'{backend.display} {p.upper()} vs torch'
+                             + (f' (ran: {done})' if done else '') +
+                             f': max rel err {v["max_rel_err"]:.3g}, '
+                             f'{v["differing"]} of {v["pixels"]} pixels of '
+                             'another class')
         for name, value in report.get('mIoU', {}).items():
             lines.append(f'mIoU ({name}, {report["num_images"]} test '
                          f'images): {value:.2f}')
@@ -285,26 +289,27 @@ class SegmentationTask(Task):
         return lines
 
 
-def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
-                 state: Dict, path: str, opts, logger) -> None:
-    """Run ``fused.onnx`` in OpenVINO at each of ``opts.precisions``,
-    interleaved with torch and onnxruntime on the same inputs (the test
-    images, else the random check input).
+def add_backend(report: Dict, model: nn.Module, stock: nn.Module,
+                state: Dict, path: str, opts, logger) -> None:
+    """Run ``fused.onnx`` in the deploy backend ``opts.backend`` (a
+    registered :class:`~acnet_backbone.deploy.backends.DeployBackend`) at
+    each of ``opts.precisions``, interleaved with torch and onnxruntime on
+    the same inputs (the test images, else the random check input).
 
-    Adds ``report['openvino']`` (version, CPU, per precision what the
-    compiled model ran and its per-pixel agreement with torch),
+    Adds ``report[<backend name>]`` (version, CPU, per precision what the
+    backend says it compiled and its per-pixel agreement with torch),
     ``report['latency_ms']`` (median per runtime, ``shape``, ``threads``)
-    and, on test images, the mIoU of each precision. OpenVINO FP32 must
-    pass the check onnxruntime passes; BF16 is reported, not enforced.
-    With ``opts.save_ir`` also writes ``fused.xml``/``.bin`` beside
-    ``path``.
+    and, on test images, the mIoU of each precision. FP32 must pass the
+    check onnxruntime passes; lower precisions are reported, not enforced.
+    With ``opts.save_ir`` also writes the backend's own files of ``path``
+    (OpenVINO: ``fused.xml``/``.bin``) beside it.
 
     Raises:
-        FuseError: OpenVINO cannot compile the file, or FP32 fails its
+        FuseError: the backend cannot load the file, or FP32 fails its
             check.
     """
     from ..backends import backend_for
-    backend = backend_for('openvino')  # FuseOptions.precisions are OpenVINO's
+    backend = backend_for(opts.backend)
     batches = state['batches']
     inputs = [b[0] for b in batches] or [state['x']]
     sessions = backend.sessions(dict(onnx=path), opts.precisions,
@@ -322,18 +327,18 @@ def add_openvino(report: Dict, model: nn.Module, stock: nn.Module,
                 seconds[name].append(time.perf_counter() - t0)
     section = dict(version=backend.version(), cpu=backend.capabilities(),
                    precisions={})
-    for name, session in sessions.items():
-        label = f'OpenVINO {session.precision} vs torch'
+    for precision in opts.precisions:
+        name = backend.session_name(precision)
+        label = f'{backend.display} {precision} vs torch'
         pairs = list(zip(outs[name], outs['torch']))
         check = verify_pairs(label, pairs, max(opts.rtol, 1e-4), logger) \
-            if session.precision == 'fp32' else check_pairs(label, pairs,
-                                                            logger)
-        section['precisions'][session.precision] = dict(
-            name=name, compiled=backend.describe(session), **check)
+            if precision == 'fp32' else check_pairs(label, pairs, logger)
+        section['precisions'][precision] = dict(
+            name=name, compiled=backend.describe(sessions[name]), **check)
         if batches:
             report['mIoU'][name] = miou_of(model, outs[name], batches,
                                            state['meta'])
-    report['openvino'] = section
+    report[backend.name] = section
     report['latency_ms'] = dict(
         median={n: median_ms(t) for n, t in seconds.items()},
         shape=list(inputs[-1].shape[2:]), inputs=len(inputs),
